@@ -1,0 +1,26 @@
+"""ratchet_sel: WebSocket and socket servers from small components, on one selectors loop.
+
+A Python re-creation of PHP's Ratchet, standard library only::
+
+    from ratchet_sel import IoServer, WsServer, MessageComponent
+
+    class Echo(MessageComponent):
+        def on_message(self, conn, msg):
+            conn.send(msg)
+
+    IoServer.factory(WsServer(Echo()), 8000).run()
+"""
+
+from .component import ComponentDecorator, ComponentInterface, HttpServerInterface, MessageComponent
+from .http import HttpServer, Request, Response
+from .loop import Loop
+from .server import Connection, IoServer
+from .websocket import CloseCode, WsConnection, WsServer, broadcast
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ComponentInterface", "MessageComponent", "ComponentDecorator", "HttpServerInterface",
+    "Loop", "IoServer", "Connection", "HttpServer", "Request", "Response",
+    "WsServer", "WsConnection", "CloseCode", "broadcast",
+]

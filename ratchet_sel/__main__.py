@@ -1,0 +1,69 @@
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``."""
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from .demo import Chat, Echo, chat_page
+from .server import IoServer
+from .websocket.server import WsServer
+
+log = logging.getLogger("ratchet_sel")
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return "%s://%s:%d/" % (scheme, "[%s]" % host if ":" in host else host, port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ratchet_sel",
+        description="WebSocket servers on one selectors loop (RFC 6455 and HyBi-10 on the same port).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for name, help_text, default_size in (
+            ("echo", "echo every text and binary message back, on any path (the conformance target)",
+             64 * 1024 * 1024),
+            ("chat", "the chat demo: GET / serves the page, an upgrade to / joins the room",
+             1024 * 1024)):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
+        command.add_argument("--port", type=int, default=8000,
+                             help="port to listen on; 0 picks a free one (default: %(default)s)")
+        command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
+                             help="largest message a client may send; larger closes with 1009 "
+                                  "(default: %(default)s)")
+        command.add_argument("--log-level", default="INFO",
+                             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                             help="logging level (default: %(default)s)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "echo":
+        ws = WsServer(Echo(), max_message_size=args.max_message_size)
+    else:
+        ws = WsServer(Chat(), max_message_size=args.max_message_size, http_handler=chat_page)
+    try:
+        server = IoServer(ws, args.host, args.port)
+    except OSError as exc:
+        log.error("cannot listen on %s port %d: %s", args.host, args.port, exc)
+        return 1
+    if args.command == "echo":
+        log.info("echo server listening on %s", _url("ws", server.address, server.port))
+    else:
+        log.info("chat demo listening on %s (WebSocket %s)", _url("http", server.address, server.port),
+                 _url("ws", server.address, server.port))
+    server.run()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The HTTP layer: a sans-IO request parser, responses, HttpServer."""
+
+from .request import Headers, HttpError, Request, RequestParser, header_tokens
+from .response import Response, error_response
+from .server import HttpServer, RequestReader, refuse, send_response
+
+__all__ = ["Headers", "HttpError", "Request", "RequestParser", "header_tokens",
+           "Response", "error_response", "HttpServer", "RequestReader", "refuse", "send_response"]

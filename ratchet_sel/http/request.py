@@ -1,0 +1,250 @@
+"""A sans-IO HTTP/1.1 request parser with limits, and the request it yields.
+
+Feed it bytes as they arrive; it answers with a :class:`Request` once the
+header section is complete (and the body, when ``Content-Length`` announces
+one), or raises :class:`HttpError` carrying the status to answer with.  Bytes
+that follow the request are kept in :attr:`RequestParser.remaining`: for an
+upgrade they already belong to the new protocol.
+"""
+
+import re
+from http.cookies import CookieError, SimpleCookie
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from urllib.parse import parse_qsl, unquote
+
+__all__ = ["Headers", "Request", "RequestParser", "HttpError", "header_tokens"]
+
+# RFC 7230 token characters, for methods and header names.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_REQUEST_LINE = re.compile(rb"([^ ]+) ([^ ]+) HTTP/(\d)\.(\d)\Z")
+# Field values: visible ASCII, obs-text, space and tab (no other controls).
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+
+
+class HttpError(Exception):
+    """A request that must be answered with ``status`` and ``reason``, then closed."""
+
+    def __init__(self, status: int, reason: str, headers: Optional[Dict[str, str]] = None) -> None:
+        super().__init__("%d %s" % (status, reason))
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
+
+
+class Headers:
+    """Case-insensitive, multi-valued header fields in arrival order."""
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
+        self._items: List[Tuple[str, str]] = []
+        self._index: Dict[str, List[str]] = {}
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append one field."""
+        self._items.append((name, value))
+        self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """All values of ``name`` joined with ``", "`` (RFC 7230 3.2.2), or ``default``."""
+        values = self._index.get(name.lower())
+        if not values:
+            return default
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def get_all(self, name: str) -> List[str]:
+        """Every value of ``name``, in order."""
+        return list(self._index.get(name.lower(), ()))
+
+    def count(self, name: str) -> int:
+        """How many fields named ``name`` there are."""
+        return len(self._index.get(name.lower(), ()))
+
+    def items(self) -> List[Tuple[str, str]]:
+        """Every (name, value) pair in arrival order, names as sent."""
+        return list(self._items)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return "Headers(%r)" % (self._items,)
+
+
+def header_tokens(value: Optional[str]) -> List[str]:
+    """The comma-separated tokens of a header value, stripped and lower-cased."""
+    if not value:
+        return []
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
+
+
+class Request:
+    """A parsed HTTP request.
+
+    ``path`` is percent-decoded, ``target`` is the raw request target,
+    ``query`` maps each parameter to its last value (``query_list`` keeps all
+    pairs), ``headers`` is case-insensitive, ``cookies`` maps names to values,
+    and ``params`` holds the values a router captured from the path.
+    """
+
+    __slots__ = ("__dict__", "method", "target", "version", "headers", "body",
+                 "path", "raw_path", "query_string", "query_list", "query", "params", "_cookies")
+
+    def __init__(self, method: str, target: str, version: str, headers: Headers, body: bytes = b"") -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+        raw_path, _, self.query_string = target.partition("?")
+        if raw_path.startswith(("http://", "https://")):
+            # absolute-form (RFC 7230 5.3.2): keep the path part only
+            raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
+        self.raw_path = raw_path
+        self.path = unquote(raw_path, errors="replace")
+        self.query_list: List[Tuple[str, str]] = parse_qsl(self.query_string, keep_blank_values=True)
+        self.query: Dict[str, str] = dict(self.query_list)
+        self.params: Dict[str, str] = {}
+        self._cookies: Optional[Dict[str, str]] = None
+
+    @property
+    def host(self) -> str:
+        """The Host header ('' when missing)."""
+        return self.headers.get("Host", "") or ""
+
+    @property
+    def cookies(self) -> Dict[str, str]:
+        """Cookie names to values, parsed from every Cookie header with ``http.cookies``."""
+        if self._cookies is None:
+            cookies: Dict[str, str] = {}
+            for header in self.headers.get_all("Cookie"):
+                for part in header.split(";"):
+                    # One bad pair must not hide the others: parse each alone.
+                    jar: SimpleCookie = SimpleCookie()
+                    try:
+                        jar.load(part.strip())
+                    except CookieError:
+                        continue
+                    for name, morsel in jar.items():
+                        cookies.setdefault(name, morsel.value)
+            self._cookies = cookies
+        return self._cookies
+
+    def __repr__(self) -> str:
+        return "<Request %s %s>" % (self.method, self.target)
+
+
+class RequestParser:
+    """Parses one request from bytes fed in pieces.
+
+    Limits (each answered with a status): ``max_line`` bytes of request line
+    (414), ``max_header_bytes`` for the whole header section (431),
+    ``max_headers`` fields (431), ``max_body`` bytes of body (413).
+    """
+
+    def __init__(self, *, max_line: int = 8192, max_header_bytes: int = 65536,
+                 max_headers: int = 100, max_body: int = 1024 * 1024) -> None:
+        self.max_line = max_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_body = max_body
+        self._buffer = bytearray()
+        self._request: Optional[Request] = None
+        self._body_left = 0
+        #: Bytes received after the request (already the next protocol's).
+        self.remaining = b""
+
+    def feed(self, data: bytes) -> Optional[Request]:
+        """Add bytes; returns the request once complete, else ``None``.
+
+        Raises :class:`HttpError` for a request that must be refused.
+        """
+        self._buffer += data
+        if self._request is None:
+            match = _END_OF_HEADERS.search(self._buffer)
+            if match is None:
+                self._check_partial()
+                return None
+            if match.end() > self.max_header_bytes:
+                raise HttpError(431, "Request header section too large")
+            head = bytes(self._buffer[:match.start()])
+            del self._buffer[:match.end()]
+            self._request = self._parse_head(head)
+        if self._body_left:
+            if len(self._buffer) < self._body_left:
+                return None
+            self._request.body = bytes(self._buffer[:self._body_left])
+            del self._buffer[:self._body_left]
+            self._body_left = 0
+        self.remaining = bytes(self._buffer)
+        self._buffer = bytearray()
+        return self._request
+
+    def _check_partial(self) -> None:
+        buffer = self._buffer
+        end_of_line = buffer.find(b"\n")
+        if (end_of_line < 0 and len(buffer) > self.max_line) or end_of_line > self.max_line:
+            raise HttpError(414, "Request line too long")
+        if len(buffer) > self.max_header_bytes:
+            raise HttpError(431, "Request header section too large")
+        if buffer[:1] in (b"\x16", b"\x80"):
+            raise HttpError(400, "TLS handshake on a plain-text port")
+
+    def _parse_head(self, head: bytes) -> Request:
+        lines = head.split(b"\n")
+        request_line = lines[0].rstrip(b"\r")
+        if len(request_line) > self.max_line:
+            raise HttpError(414, "Request line too long")
+        match = _REQUEST_LINE.match(request_line)
+        if match is None:
+            raise HttpError(400, "Malformed request line")
+        method, target, major, minor = match.groups()
+        if not _TOKEN.match(method):
+            raise HttpError(400, "Malformed method")
+        if major != b"1":
+            raise HttpError(505, "HTTP version not supported")
+        if not (target.startswith(b"/") or target.startswith((b"http://", b"https://")) or target == b"*"):
+            raise HttpError(400, "Malformed request target")
+        if len(lines) - 1 > self.max_headers:
+            raise HttpError(431, "Too many header fields")
+        headers = Headers()
+        for raw in lines[1:]:
+            line = raw.rstrip(b"\r")
+            if line[:1] in (b" ", b"\t"):
+                raise HttpError(400, "Obsolete header line folding")
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.match(name):
+                raise HttpError(400, "Malformed header field")
+            value = value.strip(b" \t")
+            if not _FIELD_VALUE.match(value):
+                raise HttpError(400, "Control character in header field")
+            headers.add(name.decode("ascii"), value.decode("latin-1"))
+        if headers.count("Host") > 1:
+            raise HttpError(400, "More than one Host header")
+        if "Transfer-Encoding" in headers:
+            raise HttpError(501, "Transfer-Encoding in requests is not supported")
+        lengths = headers.get_all("Content-Length")
+        if lengths:
+            if len(set(lengths)) != 1 or not lengths[0].isdigit():
+                raise HttpError(400, "Malformed Content-Length")
+            length = int(lengths[0])
+            if length > self.max_body:
+                raise HttpError(413, "Request body too large")
+            self._body_left = length
+        return Request(method.decode("ascii"), target.decode("latin-1"),
+                       "%s.%s" % (major.decode(), minor.decode()), headers)

@@ -1,0 +1,349 @@
+"""The event loop: one thread, one ``selectors`` selector, a timer heap.
+
+Everything in ratchet_sel runs on a :class:`Loop`.  It multiplexes readiness
+callbacks for sockets, runs timers in deadline order, runs callbacks queued with
+:meth:`Loop.call_soon` (also from other threads, through a socketpair that wakes
+the selector), and turns SIGINT/SIGTERM into a callback on the loop thread.
+"""
+
+import heapq
+import itertools
+import logging
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+__all__ = ["Loop", "Handle", "TimerHandle"]
+
+log = logging.getLogger(__name__)
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+
+class Handle:
+    """A scheduled callback; :meth:`cancel` keeps it from running."""
+
+    __slots__ = ("callback", "args", "cancelled")
+
+    def __init__(self, callback: Callable[..., Any], args: tuple) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run this callback (again)."""
+        self.cancelled = True
+
+    def _run(self) -> None:
+        self.callback(*self.args)
+
+
+class TimerHandle(Handle):
+    """A callback due at a loop time; periodic when ``interval`` is set."""
+
+    __slots__ = ("when", "interval", "_seq")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple,
+                 interval: Optional[float], seq: int) -> None:
+        super().__init__(callback, args)
+        self.when = when
+        self.interval = interval
+        self._seq = seq
+
+    def __lt__(self, other: "TimerHandle") -> bool:
+        # Equal deadlines run in the order they were scheduled.
+        return (self.when, self._seq) < (other.when, other._seq)
+
+
+class _Registration:
+    """The reader and writer callbacks of one file descriptor."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(self) -> None:
+        self.reader: Optional[Callable[[], Any]] = None
+        self.writer: Optional[Callable[[], Any]] = None
+
+
+class Loop:
+    """A single-threaded selectors loop with timers and thread-safe wake-up.
+
+    ``selector`` defaults to :class:`selectors.DefaultSelector` (epoll on Linux,
+    so there is no 1,024-descriptor ceiling).  All methods except
+    :meth:`call_soon_threadsafe` and :meth:`stop` must be called from the loop
+    thread.
+    """
+
+    def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
+        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._ready: Deque[Handle] = deque()
+        self._timers: List[TimerHandle] = []
+        self._timer_seq = itertools.count()
+        self._running = False
+        self._stopping = False
+        self._thread_id: Optional[int] = None
+        self._signal_handlers: Dict[int, Callable[[], Any]] = {}
+        self._pending_signals: Deque[int] = deque()
+        # The wake-up pair: other threads (and signal handlers, through
+        # signal.set_wakeup_fd) write a byte to interrupt select().
+        self._wake_recv, self._wake_send = socket.socketpair()
+        self._wake_recv.setblocking(False)
+        self._wake_send.setblocking(False)
+        self._threadsafe_lock = threading.Lock()
+        self._threadsafe: Deque[Handle] = deque()
+        self.add_reader(self._wake_recv, self._drain_wakeup)
+
+    # -- time -------------------------------------------------------------
+    @staticmethod
+    def time() -> float:
+        """The loop's clock (monotonic seconds)."""
+        return time.monotonic()
+
+    # -- file descriptors -------------------------------------------------
+    def _update(self, fileobj: Any, reg: _Registration, existed: bool) -> None:
+        events = (_READ if reg.reader is not None else 0) | (_WRITE if reg.writer is not None else 0)
+        if not events:
+            if existed:
+                self._selector.unregister(fileobj)
+        elif existed:
+            self._selector.modify(fileobj, events, reg)
+        else:
+            self._selector.register(fileobj, events, reg)
+
+    def _registration(self, fileobj: Any):
+        try:
+            return self._selector.get_key(fileobj).data, True
+        except KeyError:
+            return _Registration(), False
+
+    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is readable."""
+        reg, existed = self._registration(fileobj)
+        if reg.reader is callback:
+            return
+        reg.reader = callback
+        self._update(fileobj, reg, existed)
+
+    def remove_reader(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for readability."""
+        reg, existed = self._registration(fileobj)
+        if existed and reg.reader is not None:
+            reg.reader = None
+            self._update(fileobj, reg, existed)
+
+    def add_writer(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` whenever ``fileobj`` is writable."""
+        reg, existed = self._registration(fileobj)
+        if reg.writer is callback:
+            return
+        reg.writer = callback
+        self._update(fileobj, reg, existed)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj`` for writability."""
+        reg, existed = self._registration(fileobj)
+        if existed and reg.writer is not None:
+            reg.writer = None
+            self._update(fileobj, reg, existed)
+
+    def forget(self, fileobj: Any) -> None:
+        """Drop every callback of ``fileobj`` (call before closing it)."""
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    # -- callbacks and timers ----------------------------------------------
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> Handle:
+        """Run ``callback(*args)`` on the next loop iteration."""
+        handle = Handle(callback, args)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
+        """Like :meth:`call_soon`, callable from any thread; wakes the loop."""
+        handle = Handle(callback, args)
+        with self._threadsafe_lock:
+            self._threadsafe.append(handle)
+        self._wakeup()
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` once, ``delay`` seconds from now."""
+        return self._schedule(self.time() + max(0.0, delay), callback, args, None)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` once, at loop time ``when``."""
+        return self._schedule(when, callback, args, None)
+
+    def call_every(self, interval: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` every ``interval`` seconds until cancelled."""
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        return self._schedule(self.time() + interval, callback, args, interval)
+
+    def _schedule(self, when: float, callback: Callable[..., Any], args: tuple,
+                  interval: Optional[float]) -> TimerHandle:
+        timer = TimerHandle(when, callback, args, interval, next(self._timer_seq))
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    # -- signals ------------------------------------------------------------
+    def add_signal_handler(self, signum: int, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` on the loop thread when ``signum`` arrives.
+
+        Takes effect while :meth:`run` runs in the main thread; the previous
+        Python-level handler is restored when :meth:`run` returns.
+        """
+        self._signal_handlers[signum] = callback
+
+    def remove_signal_handler(self, signum: int) -> None:
+        """Forget the handler of ``signum``."""
+        self._signal_handlers.pop(signum, None)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # Runs in the main thread between bytecodes: only record it; the
+        # wake-up fd makes select() return so the loop dispatches it.
+        self._pending_signals.append(signum)
+
+    def _install_signals(self) -> Dict[int, Any]:
+        previous: Dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+        for signum in self._signal_handlers:
+            previous[signum] = signal.signal(signum, self._on_signal)
+        if previous:
+            previous[-1] = signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: Dict[int, Any]) -> None:
+        old_fd = previous.pop(-1, None)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if old_fd is not None:
+            signal.set_wakeup_fd(old_fd)
+
+    # -- running ------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        """True while :meth:`run` is running."""
+        return self._running
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the thread running the loop."""
+        return self._thread_id == threading.get_ident()
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current iteration (any thread)."""
+        self._stopping = True
+        if not self.in_loop_thread():
+            self._wakeup()
+
+    def run(self) -> None:
+        """Run until :meth:`stop` is called."""
+        if self._running:
+            raise RuntimeError("the loop is already running")
+        self._running = True
+        self._stopping = False
+        self._thread_id = threading.get_ident()
+        previous = self._install_signals()
+        try:
+            while not self._stopping:
+                self._run_once()
+        finally:
+            self._restore_signals(previous)
+            self._running = False
+            self._thread_id = None
+
+    def run_once(self, timeout: Optional[float] = 0.0) -> None:
+        """Run one iteration, waiting at most ``timeout`` for I/O (for tests)."""
+        self._thread_id = threading.get_ident()
+        self._run_once(timeout)
+
+    def _run_once(self, max_timeout: Optional[float] = None) -> None:
+        timers = self._timers
+        if self._ready or self._stopping or self._pending_signals:
+            timeout: Optional[float] = 0.0
+        elif timers:
+            while timers and timers[0].cancelled:
+                heapq.heappop(timers)
+            timeout = max(0.0, timers[0].when - self.time()) if timers else None
+        else:
+            timeout = None
+        if max_timeout is not None:
+            timeout = max_timeout if timeout is None else min(timeout, max_timeout)
+
+        for key, events in self._selector.select(timeout):
+            reg = key.data
+            if events & _READ and reg.reader is not None:
+                self._guard(reg.reader)
+            if events & _WRITE and reg.writer is not None:
+                self._guard(reg.writer)
+
+        while self._pending_signals:
+            callback = self._signal_handlers.get(self._pending_signals.popleft())
+            if callback is not None:
+                self._guard(callback)
+
+        if timers:
+            now = self.time()
+            while timers and timers[0].when <= now:
+                timer = heapq.heappop(timers)
+                if timer.cancelled:
+                    continue
+                if timer.interval is not None:
+                    # Re-arm from the due time, not from now, so a periodic
+                    # timer does not drift; skip beats the loop missed.
+                    timer.when += timer.interval
+                    if timer.when <= now:
+                        timer.when = now + timer.interval
+                    heapq.heappush(timers, timer)
+                self._ready.append(timer)
+
+        # Run only what is ready now; callbacks queued meanwhile wait a turn
+        # so that I/O is never starved.
+        ready = self._ready
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle.cancelled:
+                self._guard(handle._run)
+
+    @staticmethod
+    def _guard(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:  # a failing callback must never stop the loop
+            log.exception("unhandled exception in loop callback %r", fn)
+
+    def _wakeup(self) -> None:
+        try:
+            self._wake_send.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # the pipe is full, so the loop will wake anyway
+        except OSError:
+            pass  # closed during shutdown
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while self._wake_recv.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        with self._threadsafe_lock:
+            self._ready.extend(self._threadsafe)
+            self._threadsafe.clear()
+
+    def close(self) -> None:
+        """Release the selector and the wake-up sockets."""
+        if self._running:
+            raise RuntimeError("cannot close a running loop")
+        self.forget(self._wake_recv)
+        self._selector.close()
+        self._wake_recv.close()
+        self._wake_send.close()

@@ -1,0 +1,435 @@
+"""IoServer: listening sockets and the per-connection transport.
+
+The transport reads what the kernel has and hands the bytes to the component;
+it writes straight through and buffers only what the kernel did not take,
+watching for writability only while bytes are pending.  It knows nothing of
+HTTP or WebSocket.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import signal
+import socket
+from typing import Any, Callable, List, Optional, Set
+
+from .loop import Loop
+
+__all__ = ["IoServer", "Connection"]
+
+log = logging.getLogger(__name__)
+
+#: Bytes asked of the kernel per read.
+RECV_SIZE = 256 * 1024
+
+_resource_ids = itertools.count(1)
+
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Connection:
+    """One accepted TCP connection, the same object for its whole life.
+
+    It carries ``resource_id`` (unique in the process), ``remote_address`` (host
+    string) and ``remote_port``, and accepts user attributes.  ``send`` writes
+    through to the socket; ``close`` flushes then closes; ``abort`` drops at
+    once.
+    """
+
+    __slots__ = (
+        "__dict__", "resource_id", "remote_address", "remote_port", "loop", "server",
+        "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
+        "on_drain",
+    )
+
+    _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
+
+    def __init__(self, server: "IoServer", sock: socket.socket, addr: Any) -> None:
+        self.resource_id = next(_resource_ids)
+        self.remote_address = addr[0] if isinstance(addr, tuple) else str(addr)
+        self.remote_port = addr[1] if isinstance(addr, tuple) and len(addr) > 1 else 0
+        self.loop = server.loop
+        self.server = server
+        self._sock = sock
+        self._component = server.component
+        self._wbuf = bytearray()
+        self._state = Connection._OPEN
+        self._reading = False
+        self._linger_timer: Any = None
+        #: Called with no argument when the write buffer has been flushed.
+        self.on_drain: Optional[Callable[[], Any]] = None
+
+    def __repr__(self) -> str:
+        return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket (for options; do not read or write it)."""
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection no longer accepts writes."""
+        return self._state != Connection._OPEN
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
+        return len(self._wbuf)
+
+    # -- reading -----------------------------------------------------------
+    def _start_reading(self) -> None:
+        self._reading = True
+        self.loop.add_reader(self._sock, self._on_readable)
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until :meth:`resume_reading`."""
+        if self._reading and self._state == Connection._OPEN:
+            self._reading = False
+            self.loop.remove_reader(self._sock)
+
+    def resume_reading(self) -> None:
+        """Read from the socket again after :meth:`pause_reading`."""
+        if not self._reading and self._state == Connection._OPEN:
+            self._start_reading()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.debug("%r: read failed: %s", self, exc)
+            self._teardown()
+            return
+        if not data:
+            log.debug("%r: peer closed", self)
+            if self._wbuf:
+                self._begin_close()  # the peer may still read what we owe it
+            else:
+                self._teardown()
+            return
+        try:
+            self._component.on_message(self, data)
+        except Exception as exc:
+            self.server._report_error(self, exc)
+
+    def _on_linger_readable(self) -> None:
+        # After our FIN: read and discard until the peer's FIN, so that unread
+        # bytes in our receive buffer do not make the kernel send a RST that
+        # could destroy what the peer has not read yet.
+        try:
+            while True:
+                if not self._sock.recv(RECV_SIZE):
+                    break
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._release()
+
+    # -- writing -----------------------------------------------------------
+    def send(self, data: Any) -> None:
+        """Write ``data`` (bytes-like): at once if the kernel takes it, else buffered."""
+        if self._state != Connection._OPEN:
+            return
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            log.debug("%r: write failed: %s", self, exc)
+            self._teardown()
+            return
+        if sent < len(data):
+            self._wbuf += memoryview(data)[sent:]
+            self.loop.add_writer(self._sock, self._on_writable)
+
+    write = send
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._sock.send(self._wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.debug("%r: write failed: %s", self, exc)
+            self._teardown()
+            return
+        del self._wbuf[:sent]
+        if self._wbuf:
+            return
+        self.loop.remove_writer(self._sock)
+        if self._state == Connection._CLOSING:
+            self._shutdown_write()
+        elif self.on_drain is not None:
+            try:
+                self.on_drain()
+            except Exception as exc:
+                self.server._report_error(self, exc)
+
+    # -- closing -----------------------------------------------------------
+    def close(self) -> None:
+        """Close after everything written so far has been sent."""
+        if self._state == Connection._OPEN:
+            self._begin_close()
+
+    def abort(self) -> None:
+        """Drop the connection now; pending bytes are discarded."""
+        if self._state != Connection._CLOSED:
+            self._teardown()
+
+    def _begin_close(self) -> None:
+        self._state = Connection._CLOSING
+        if self._reading:
+            self._reading = False
+            self.loop.remove_reader(self._sock)
+        self.server._connection_ended(self)
+        if self._wbuf:
+            self.loop.add_writer(self._sock, self._on_writable)
+            self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
+        else:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        self._state = Connection._LINGERING
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._release()
+            return
+        if self._linger_timer is None:
+            self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
+        self.loop.add_reader(self._sock, self._on_linger_readable)
+
+    def _teardown(self) -> None:
+        if self._state == Connection._OPEN:
+            self._state = Connection._CLOSING
+            self.server._connection_ended(self)
+        self._release()
+
+    def _release(self) -> None:
+        if self._state == Connection._CLOSED:
+            return
+        self._state = Connection._CLOSED
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        self.loop.forget(self._sock)
+        self._wbuf = bytearray()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self.server._connection_released(self)
+
+
+def _is_ipv6(address: str) -> bool:
+    return ":" in address
+
+
+class IoServer:
+    """Accepts TCP connections and drives ``component`` for each of them.
+
+    ``component`` gets ``on_open(conn)``, ``on_message(conn, data: bytes)``,
+    ``on_close(conn)`` and ``on_error(conn, exc)``.  ``address`` may be IPv4 or
+    IPv6 (``"::"`` listens dual-stack); ``port=0`` picks a free port, readable as
+    :attr:`port`.  ``close_timeout`` bounds how long a closing connection waits
+    to flush its bytes and for the peer's FIN.
+    """
+
+    def __init__(self, component: Any, address: str = "0.0.0.0", port: int = 80,
+                 loop: Optional[Loop] = None, *, backlog: int = 1024,
+                 close_timeout: float = 5.0, shutdown_timeout: float = 5.0) -> None:
+        self.component = component
+        self.loop = loop if loop is not None else Loop()
+        self.close_timeout = close_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.connections: Set[Connection] = set()
+        self._lingering: Set[Connection] = set()
+        self._listeners: List[socket.socket] = []
+        self._accept_paused = False
+        self._shutting_down = False
+        self._shutdown_timer: Any = None
+        self.listen(address, port, backlog=backlog)
+
+    @classmethod
+    def factory(cls, component: Any, port: int = 80, address: str = "0.0.0.0", **kwargs: Any) -> "IoServer":
+        """Ratchet's ``IoServer::factory``: a server on a new loop."""
+        return cls(component, address, port, **kwargs)
+
+    # -- listening -----------------------------------------------------------
+    def listen(self, address: str, port: int, *, backlog: int = 1024) -> socket.socket:
+        """Listen on one more address (e.g. IPv6 beside IPv4); returns the socket."""
+        family = socket.AF_INET6 if _is_ipv6(address) else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and address in ("::", ""):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((address, port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._listeners.append(sock)
+        self.loop.add_reader(sock, lambda: self._on_acceptable(sock))
+        return sock
+
+    @property
+    def socket(self) -> socket.socket:
+        """The first listening socket."""
+        return self._listeners[0]
+
+    @property
+    def address(self) -> str:
+        """The address the first listening socket is bound to."""
+        return self._listeners[0].getsockname()[0]
+
+    @property
+    def port(self) -> int:
+        """The port the first listening socket is bound to (the real one for port 0)."""
+        return self._listeners[0].getsockname()[1]
+
+    def _on_acceptable(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                    # Out of descriptors or memory: stop accepting for a moment
+                    # instead of spinning on a listener that stays readable.
+                    log.warning("accept failed (%s); pausing accepts for 100 ms", exc)
+                    self._pause_accepting(0.1)
+                    return
+                log.debug("accept failed: %s", exc)
+                continue
+            self._open(sock, addr)
+
+    def _pause_accepting(self, delay: float) -> None:
+        if self._accept_paused:
+            return
+        self._accept_paused = True
+        for listener in self._listeners:
+            self.loop.remove_reader(listener)
+
+        def resume() -> None:
+            self._accept_paused = False
+            if not self._shutting_down:
+                for listener in self._listeners:
+                    self.loop.add_reader(listener, lambda s=listener: self._on_acceptable(s))
+
+        self.loop.call_later(delay, resume)
+
+    def _open(self, sock: socket.socket, addr: Any) -> None:
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        conn = Connection(self, sock, addr)
+        self.connections.add(conn)
+        conn._start_reading()
+        try:
+            self.component.on_open(conn)
+        except Exception as exc:
+            self._report_error(conn, exc)
+
+    # -- connection events -----------------------------------------------------
+    def _report_error(self, conn: Connection, exc: Exception) -> None:
+        log.error("%r: unhandled %s: %s", conn, type(exc).__name__, exc,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        try:
+            self.component.on_error(conn, exc)
+        except Exception:
+            log.exception("%r: on_error raised; dropping the connection", conn)
+            conn.abort()
+
+    def _connection_ended(self, conn: Connection) -> None:
+        # The connection stops being usable: tell the component, exactly once.
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._lingering.add(conn)
+            try:
+                self.component.on_close(conn)
+            except Exception:
+                log.exception("%r: on_close raised", conn)
+        self._maybe_finish_shutdown()
+
+    def _connection_released(self, conn: Connection) -> None:
+        self._lingering.discard(conn)
+        self._maybe_finish_shutdown()
+
+    # -- running and stopping ----------------------------------------------------
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM or :meth:`stop`, then return."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(signum, self.shutdown)
+        try:
+            self.loop.run()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.loop.remove_signal_handler(signum)
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; open connections go on."""
+        for listener in self._listeners:
+            self.loop.forget(listener)
+            listener.close()
+        self._listeners = []
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop gracefully: stop accepting, ask every connection to close, stop the loop.
+
+        Each connection is handed to ``component.on_shutdown(conn)`` when the
+        component has it (a WebSocket server sends close 1001 there), else
+        closed.  The loop stops once all are gone, or after ``timeout``
+        (default :attr:`shutdown_timeout`) at the latest.
+        """
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        log.info("shutting down: %d connection(s) open", len(self.connections))
+        self.stop_accepting()
+        on_shutdown = getattr(self.component, "on_shutdown", None)
+        for conn in list(self.connections):
+            try:
+                if on_shutdown is not None:
+                    on_shutdown(conn)
+                else:
+                    conn.close()
+            except Exception:
+                log.exception("%r: on_shutdown raised", conn)
+                conn.abort()
+        self._shutdown_timer = self.loop.call_later(
+            self.shutdown_timeout if timeout is None else timeout, self._force_stop)
+        self._maybe_finish_shutdown()
+
+    def _maybe_finish_shutdown(self) -> None:
+        if self._shutting_down and not self.connections and not self._lingering:
+            if self._shutdown_timer is not None:
+                self._shutdown_timer.cancel()
+            self.loop.stop()
+
+    def _force_stop(self) -> None:
+        left = len(self.connections) + len(self._lingering)
+        if left:
+            log.warning("shutdown timeout: dropping %d connection(s)", left)
+        for conn in list(self.connections) + list(self._lingering):
+            conn.abort()
+        self.loop.stop()
+
+    def close(self) -> None:
+        """Drop every connection and close the listeners at once (no handshake)."""
+        self.stop_accepting()
+        for conn in list(self.connections) + list(self._lingering):
+            conn.abort()

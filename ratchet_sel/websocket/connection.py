@@ -1,0 +1,221 @@
+"""WsConnection: the WebSocket connection an application talks to."""
+
+import logging
+from typing import Any, Iterable, Optional, Union
+
+from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure,
+                      Message, Ping, Pong, encode_close_payload, encode_frame, encode_message,
+                      frame_header)
+
+__all__ = ["WsConnection", "broadcast"]
+
+log = logging.getLogger(__name__)
+
+_OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
+
+# Above this size a frame's header and payload are written separately rather
+# than copied into one buffer.
+_COALESCE_LIMIT = 64 * 1024
+
+
+def _check_close_code(code: int) -> None:
+    # The codes a server may put in a close frame: 1000-1003, 1007-1014, and
+    # 3000-4999.  1004-1006 and 1015 are reserved for "no code" meanings.
+    if not (code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ValueError("close code %d may not be sent" % code)
+
+
+class WsConnection:
+    """One WebSocket connection, the same object for its whole life.
+
+    Attributes: ``resource_id``, ``remote_address``, ``remote_port``,
+    ``request`` (the upgrade :class:`~ratchet_sel.http.Request`: method, path,
+    query, headers, cookies), ``version`` (``"rfc6455"``, ``"hybi-10"``,
+    ``"hixie-76"`` or ``"hixie-75"``), ``subprotocol`` (``None`` if none was
+    agreed), ``close_code``/``close_reason`` (what the peer sent; 1006 when the
+    connection dropped).  User attributes may be added freely.
+    """
+
+    __slots__ = ("__dict__", "transport", "resource_id", "remote_address", "remote_port", "request",
+                 "version", "subprotocol", "extension", "close_code", "close_reason",
+                 "_server", "_parser", "_state", "_close_timer")
+
+    def __init__(self, server: Any, transport: Any, request: Any, version: str,
+                 subprotocol: Optional[str], parser: Any, extension: Any = None) -> None:
+        self.transport = transport
+        self.resource_id = transport.resource_id
+        self.remote_address = transport.remote_address
+        self.remote_port = getattr(transport, "remote_port", 0)
+        self.request = request
+        self.version = version
+        self.subprotocol = subprotocol
+        self.extension = extension
+        self.close_code: Optional[int] = None
+        self.close_reason = ""
+        self._server = server
+        self._parser = parser
+        self._state = _OPEN
+        self._close_timer: Any = None
+
+    def __repr__(self) -> str:
+        return "<WsConnection #%d %s %s>" % (self.resource_id, self.remote_address, self.version)
+
+    @property
+    def loop(self) -> Any:
+        """The loop this connection runs on (for timers)."""
+        return self.transport.loop
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes sent by the application that the kernel has not taken yet."""
+        return self.transport.buffered_amount
+
+    @property
+    def is_open(self) -> bool:
+        """True until a close frame was sent or received, or the connection dropped."""
+        return self._state is _OPEN
+
+    # -- sending ------------------------------------------------------------
+    def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> None:
+        """Send a text (``str``) or binary (bytes-like) message.
+
+        ``fragment_size`` > 0 splits it into frames of at most that many bytes.
+        Messages sent after the connection began closing are dropped.
+        """
+        if self._state is not _OPEN:
+            log.debug("%r: message dropped, the connection is %s", self, self._state)
+            return
+        if fragment_size > 0 or self.extension is not None:
+            for frame in self._encode(message, fragment_size):
+                self.transport.send(frame)
+            return
+        if message.__class__ is str:
+            payload: Any = message.encode("utf-8")  # type: ignore[union-attr]
+            opcode = OP_TEXT
+        else:
+            payload = message
+            opcode = OP_BINARY
+        if len(payload) <= _COALESCE_LIMIT:
+            self.transport.send(frame_header(opcode, len(payload)) + payload)
+        else:
+            self.transport.send(frame_header(opcode, len(payload)))
+            self.transport.send(payload)
+
+    def _encode(self, message: Any, fragment_size: int = 0) -> Iterable[bytes]:
+        if self.extension is not None:
+            return self.extension.encode_message(message, fragment_size)
+        return encode_message(message, fragment_size)
+
+    def ping(self, payload: Union[str, bytes] = b"") -> None:
+        """Send a ping (at most 125 bytes of payload); the peer answers with a pong."""
+        self._send_control(OP_PING, payload)
+
+    def pong(self, payload: Union[str, bytes] = b"") -> None:
+        """Send an unsolicited pong (a one-way heartbeat)."""
+        self._send_control(OP_PONG, payload)
+
+    def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        if len(raw) > 125:
+            raise ValueError("control frame payload over 125 bytes")
+        if self._state is _OPEN:
+            self.transport.send(encode_frame(opcode, raw))
+
+    # -- closing ----------------------------------------------------------------
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the closing handshake: send a close frame and wait for the peer's.
+
+        The TCP connection is dropped when the peer answers, or after the
+        server's ``close_timeout``.  ``on_close`` follows either way.
+        """
+        _check_close_code(code)
+        if self._state is not _OPEN:
+            return
+        self._state = _CLOSING
+        self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self._close_timer = self.transport.loop.call_later(self._server.close_timeout,
+                                                           self._on_close_timeout)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake."""
+        self._state = _CLOSED
+        self.transport.abort()
+
+    def _on_close_timeout(self) -> None:
+        log.info("%r: no close frame from the peer within %g s; dropping", self,
+                 self._server.close_timeout)
+        self.transport.abort()
+
+    # -- receiving -----------------------------------------------------------------
+    def _data_received(self, data: bytes) -> None:
+        server = self._server
+        for event in self._parser.feed(data):
+            kind = event.__class__
+            if kind is Message:
+                if self._state is _OPEN:
+                    server._deliver(self, event.data)
+            elif kind is Ping:
+                if self._state is _OPEN:
+                    self.transport.send(encode_frame(OP_PONG, event.payload))
+            elif kind is Pong:
+                server._pong_received(self, event.payload)
+            elif kind is Close:
+                self._peer_closed(event)
+            elif kind is Failure:
+                self._fail(event.code, event.reason)
+
+    def _peer_closed(self, event: Close) -> None:
+        self.close_code = CloseCode.NO_STATUS if event.code is None else event.code
+        self.close_reason = event.reason
+        if self._state is _OPEN:
+            # Echo the peer's code (RFC 6455 5.5.1), then close TCP: the server
+            # closes the TCP connection first (section 7.1.1).
+            self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(event.code, "")))
+        self._finish()
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info("%r: failing the connection with %d: %s", self, code, reason)
+        if self._state is _OPEN:
+            self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._finish()
+
+    def _finish(self) -> None:
+        self._state = _CLOSED
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self.transport.close()
+
+    def _transport_closed(self) -> None:
+        self._state = _CLOSED
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.close_code is None:
+            self.close_code = CloseCode.ABNORMAL
+
+
+def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
+              exclude: Optional[WsConnection] = None) -> int:
+    """Send ``message`` to every open connection (but ``exclude``); returns how many got it.
+
+    The frame is encoded once and the same bytes are written to every
+    connection that frames alike; the others (drafts, compression) encode
+    their own.
+    """
+    frame: Optional[bytes] = None
+    count = 0
+    for conn in connections:
+        if conn is exclude or conn._state is not _OPEN:
+            continue
+        if conn.extension is None and conn.version in ("rfc6455", "hybi-10"):
+            if frame is None:
+                frame = b"".join(encode_message(message))
+            conn.transport.send(frame)
+        else:
+            conn.send(message)
+        count += 1
+    return count

@@ -1,0 +1,497 @@
+"""RFC 6455 framing (also HyBi-07/08/10, which frame the same way), sans-IO.
+
+:class:`FrameParser` takes the bytes a client sent and returns events:
+:class:`Message` (``str`` for text, ``bytes`` for binary), :class:`Ping`,
+:class:`Pong`, :class:`Close`, and :class:`Failure` when the client broke the
+protocol (with the close code to fail the connection with).  It validates
+while bytes arrive: UTF-8 of a text message is checked piece by piece, so an
+invalid sequence fails the connection before the frame is complete.
+
+:func:`encode_frame` and friends build the frames a server sends.  Nothing here
+touches a socket.
+"""
+
+import codecs
+import struct
+from typing import Any, Callable, List, Optional, Union
+
+__all__ = [
+    "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
+    "Message", "Ping", "Pong", "Close", "Failure", "FrameParser",
+    "encode_frame", "encode_message", "encode_close_payload", "apply_mask",
+    "is_valid_close_code", "CloseCode",
+]
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_DATA_OPCODES = (OP_CONTINUATION, OP_TEXT, OP_BINARY)
+_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
+_MAX_CONTROL_PAYLOAD = 125
+
+
+class CloseCode:
+    """The close codes this server sends (RFC 6455 section 7.4.1)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005          # never sent: "the close frame had no code"
+    ABNORMAL = 1006           # never sent: "the TCP connection dropped"
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+
+
+def is_valid_close_code(code: int) -> bool:
+    """May a peer send ``code`` in a close frame?
+
+    1000-1003 and 1007-1011 are defined by RFC 6455; 3000-3999 are registered
+    and 4000-4999 private.  1004-1006 and 1015 must never be sent, and the
+    rest of 0-2999 is reserved.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+
+
+# -- events -----------------------------------------------------------------
+class Message:
+    """A complete data message: ``data`` is ``str`` (text) or ``bytes`` (binary)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Union[str, bytes]) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "Message(%r)" % (self.data if len(self.data) <= 40 else self.data[:40],)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and type(other.data) is type(self.data) and other.data == self.data
+
+
+class Ping:
+    """A ping with its payload (answer with a pong carrying the same bytes)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return "Ping(%r)" % (self.payload,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ping) and other.payload == self.payload
+
+
+class Pong:
+    """A pong with its payload."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return "Pong(%r)" % (self.payload,)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pong) and other.payload == self.payload
+
+
+class Close:
+    """The peer's close frame: ``code`` is ``None`` when it carried no code."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: Optional[int], reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return "Close(%r, %r)" % (self.code, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Close) and (other.code, other.reason) == (self.code, self.reason)
+
+
+class Failure:
+    """The peer broke the protocol: fail the connection with ``code`` and ``reason``.
+
+    It is always the last event; the parser ignores everything after it.
+    """
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return "Failure(%r, %r)" % (self.code, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Failure) and (other.code, other.reason) == (self.code, self.reason)
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# -- masking ------------------------------------------------------------------
+# Below this size one big-int XOR is fastest; above it, four strided
+# bytes.translate passes (one per mask byte) run at memory speed.
+_TRANSLATE_THRESHOLD = 1024
+_xor_tables: List[Optional[bytes]] = [None] * 256
+
+
+def _xor_table(key: int) -> bytes:
+    table = _xor_tables[key]
+    if table is None:
+        table = _xor_tables[key] = bytes(b ^ key for b in range(256))
+    return table
+
+
+def apply_mask(data: Any, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (masking and unmasking alike)."""
+    size = len(data)
+    if size < _TRANSLATE_THRESHOLD:
+        if not size:
+            return b""
+        key = int.from_bytes((mask * ((size >> 2) + 1))[:size], "little")
+        return (int.from_bytes(data, "little") ^ key).to_bytes(size, "little")
+    data = bytes(data)
+    out = bytearray(data)
+    for lane in range(4):
+        out[lane::4] = data[lane::4].translate(_xor_table(mask[lane]))
+    return bytes(out)
+
+
+# -- encoding -----------------------------------------------------------------
+_pack_short = struct.Struct("!BB").pack
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+
+
+def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,
+                 masked: bool = False) -> bytes:
+    """The 2-10 byte header of a frame (without the masking key)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        return _pack_short(first, mask_bit | length)
+    if length < 0x10000:
+        return _pack_medium(first, mask_bit | 126, length)
+    return _pack_long(first, mask_bit | 127, length)
+
+
+def encode_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False,
+                 mask: Optional[bytes] = None) -> bytes:
+    """One whole frame.  Servers send unmasked frames; pass ``mask`` to act as a client."""
+    if mask is None:
+        return frame_header(opcode, len(payload), fin, rsv1) + payload
+    return frame_header(opcode, len(payload), fin, rsv1, True) + mask + apply_mask(payload, mask)
+
+
+def encode_message(data: Union[str, bytes], fragment_size: int = 0,
+                   mask_source: Optional[Callable[[], bytes]] = None) -> List[bytes]:
+    """The frames of one data message: text for ``str``, binary for bytes.
+
+    ``fragment_size`` > 0 splits the payload into frames of at most that many
+    bytes.  ``mask_source`` (a function returning 4 random bytes) makes
+    client-side masked frames.
+    """
+    if isinstance(data, str):
+        opcode, payload = OP_TEXT, data.encode("utf-8")
+    else:
+        opcode, payload = OP_BINARY, bytes(data)
+    if fragment_size <= 0 or len(payload) <= fragment_size:
+        chunks = [payload]
+    else:
+        chunks = [payload[i:i + fragment_size] for i in range(0, len(payload), fragment_size)]
+    frames = []
+    for index, chunk in enumerate(chunks):
+        frames.append(encode_frame(opcode if index == 0 else OP_CONTINUATION, chunk,
+                                   fin=index == len(chunks) - 1,
+                                   mask=mask_source() if mask_source else None))
+    return frames
+
+
+def encode_close_payload(code: Optional[int] = CloseCode.NORMAL, reason: str = "") -> bytes:
+    """The payload of a close frame; the reason is cut to fit 125 bytes on a character boundary."""
+    if code is None:
+        return b""
+    raw = reason.encode("utf-8")
+    if len(raw) > _MAX_CONTROL_PAYLOAD - 2:
+        raw = raw[:_MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore").encode("utf-8")
+    return struct.pack("!H", code) + raw
+
+
+# -- decoding -----------------------------------------------------------------
+_unpack_medium = struct.Struct("!H").unpack_from
+_unpack_long = struct.Struct("!Q").unpack_from
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class FrameParser:
+    """Turns client bytes into events; see the module docstring.
+
+    ``max_message_size`` bounds a whole (decompressed) message and
+    ``max_frame_size`` a single frame; both answer 1009.  ``require_mask``
+    enforces the client-to-server masking rule (RFC 6455 5.1).
+    ``extension``, when set, owns RSV1 (permessage-deflate): it must have
+    ``start_message()``, ``decompress(data, limit) -> bytes`` and
+    ``end_message(limit) -> bytes``.
+    """
+
+    def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
+                 require_mask: bool = True, extension: Any = None) -> None:
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size if max_frame_size is not None else max_message_size
+        self.require_mask = require_mask
+        self.extension = extension
+        self._buffer = bytearray()
+        self._done = False               # after a Close or a Failure
+        # the frame whose payload is being read (None: expecting a header)
+        self._frame_opcode: Optional[int] = None
+        self._frame_fin = False
+        self._frame_left = 0
+        self._frame_mask = b""
+        # the data message being assembled (None: no message in progress)
+        self._message_opcode: Optional[int] = None
+        self._message_compressed = False
+        self._message_size = 0           # wire bytes of the message so far
+        self._received = 0               # payload bytes after decompression
+        self._message_parts: List[Any] = []
+        self._decoder: Any = None
+
+    def feed(self, data: bytes) -> List[Any]:
+        """Add bytes; returns the events they complete (possibly none)."""
+        events: List[Any] = []
+        if self._done:
+            return events
+        if self._buffer:
+            self._buffer += data
+            buf: Any = self._buffer
+        else:
+            buf = data
+        try:
+            pos = self._parse(buf, events)
+        except _Fail as exc:
+            self._done = True
+            self._buffer = bytearray()
+            events.append(Failure(exc.code, exc.reason))
+            return events
+        if self._done or pos >= len(buf):
+            self._buffer = bytearray()
+        elif buf is self._buffer:
+            del self._buffer[:pos]
+        else:
+            self._buffer = bytearray(buf[pos:])
+        return events
+
+    def _parse(self, buf: Any, events: List[Any]) -> int:
+        pos = 0
+        end = len(buf)
+        while not self._done:
+            if self._frame_opcode is not None:
+                # Inside a data frame's payload: take what has arrived.
+                take = min(self._frame_left, end - pos)
+                if take:
+                    self._consume_partial(buf[pos:pos + take])
+                    pos += take
+                if self._frame_left:
+                    return pos
+                fin = self._frame_fin
+                self._frame_opcode = None
+                if fin:
+                    events.append(self._finish_message())
+                continue
+
+            if end - pos < 2:
+                return pos
+            first = buf[pos]
+            second = buf[pos + 1]
+            fin = first & 0x80
+            opcode = first & 0x0F
+            length = second & 0x7F
+            header = 2
+            if length == 126:
+                header = 4
+                if end - pos < header:
+                    return pos
+                length = _unpack_medium(buf, pos + 2)[0]
+            elif length == 127:
+                header = 10
+                if end - pos < header:
+                    return pos
+                length = _unpack_long(buf, pos + 2)[0]
+                if length >> 63:
+                    raise _Fail(CloseCode.PROTOCOL_ERROR, "frame length has the most significant bit set")
+            masked = second & 0x80
+            if masked:
+                header += 4
+                if end - pos < header:
+                    return pos
+            self._check_header(first, opcode, fin, masked, length)
+
+            payload_start = pos + header
+            if opcode >= OP_CLOSE:
+                if end - payload_start < length:
+                    return pos  # control frames are small: wait for all of it
+                payload = buf[payload_start:payload_start + length]
+                if masked:
+                    payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
+                pos = payload_start + length
+                events.append(self._control_event(opcode, bytes(payload)))
+                continue
+
+            if (fin and opcode != OP_CONTINUATION and end - payload_start >= length
+                    and not first & 0x40):
+                # The common case: a whole unfragmented, uncompressed message.
+                payload = buf[payload_start:payload_start + length]
+                if masked:
+                    payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
+                pos = payload_start + length
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
+                    except UnicodeDecodeError:
+                        raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                else:
+                    events.append(Message(bytes(payload)))
+                continue
+
+            if opcode != OP_CONTINUATION:
+                self._start_message(opcode, bool(first & 0x40))
+            self._message_size += length
+            self._frame_opcode = opcode
+            self._frame_fin = bool(fin)
+            self._frame_left = length
+            self._frame_mask = bytes(buf[payload_start - 4:payload_start]) if masked else b""
+            pos = payload_start
+        return pos
+
+    def _check_header(self, first: int, opcode: int, fin: int, masked: int, length: int) -> None:
+        if first & 0x30 or (first & 0x40 and (self.extension is None or opcode in _CONTROL_OPCODES)):
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
+        if opcode >= OP_CLOSE:
+            if opcode not in _CONTROL_OPCODES:
+                raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved control opcode %d" % opcode)
+            if not fin:
+                raise _Fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+            if length > _MAX_CONTROL_PAYLOAD:
+                raise _Fail(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes")
+        elif opcode not in _DATA_OPCODES:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved data opcode %d" % opcode)
+        elif opcode == OP_CONTINUATION:
+            if self._message_opcode is None:
+                raise _Fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue")
+            if first & 0x40:
+                raise _Fail(CloseCode.PROTOCOL_ERROR, "RSV1 set on a continuation frame")
+        elif self._message_opcode is not None:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "new data frame before the last message ended")
+        if self.require_mask and not masked:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "client frame not masked")
+        if opcode < OP_CLOSE:
+            if length > self.max_frame_size:
+                raise _Fail(CloseCode.MESSAGE_TOO_BIG, "frame of %d bytes exceeds the limit of %d"
+                            % (length, self.max_frame_size))
+            if self._message_size + length > self.max_message_size:
+                raise _Fail(CloseCode.MESSAGE_TOO_BIG, "message exceeds the limit of %d bytes"
+                            % self.max_message_size)
+
+    def _control_event(self, opcode: int, payload: bytes) -> Any:
+        if opcode == OP_PING:
+            return Ping(payload)
+        if opcode == OP_PONG:
+            return Pong(payload)
+        self._done = True
+        if not payload:
+            return Close(None, "")
+        if len(payload) == 1:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "close frame payload of 1 byte")
+        code = _unpack_medium(payload)[0]
+        if not is_valid_close_code(code):
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "invalid close code %d" % code)
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in close reason") from None
+        return Close(code, reason)
+
+    # -- message assembly ----------------------------------------------------
+    def _start_message(self, opcode: int, compressed: bool) -> None:
+        self._message_opcode = opcode
+        self._message_compressed = compressed
+        self._message_size = 0
+        self._message_parts = []
+        self._decoder = _utf8_decoder() if opcode == OP_TEXT else None
+        if compressed:
+            self.extension.start_message()
+
+    def _consume_partial(self, chunk: Any) -> None:
+        mask = self._frame_mask
+        if mask:
+            data = apply_mask(chunk, mask)
+            shift = len(chunk) & 3
+            if shift:  # the next byte of this frame lines up with mask[shift]
+                self._frame_mask = mask[shift:] + mask[:shift]
+        else:
+            data = bytes(chunk)
+        self._frame_left -= len(chunk)
+        if self._message_compressed:
+            data = self._inflate(self.extension.decompress, data)
+        self._add_part(data)
+
+    def _inflate(self, step: Callable[..., bytes], data: Any) -> bytes:
+        # Ask for one byte more than the limit allows, so that a zip bomb is
+        # caught before more than the limit is ever inflated.
+        limit = self.max_message_size - self._received + 1
+        out = step(data, limit) if data is not None else step(limit)
+        if len(out) >= limit:
+            raise _Fail(CloseCode.MESSAGE_TOO_BIG, "decompressed message exceeds the limit of %d bytes"
+                        % self.max_message_size)
+        return out
+
+    def _add_part(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._decoder is not None:
+            try:
+                self._message_parts.append(self._decoder.decode(data, False))
+            except UnicodeDecodeError:
+                raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+        else:
+            self._message_parts.append(data)
+        self._received += len(data)
+
+    def _finish_message(self) -> Message:
+        if self._message_compressed:
+            self._add_part(self._inflate(self.extension.end_message, None))
+        parts = self._message_parts
+        if self._decoder is not None:
+            try:
+                parts.append(self._decoder.decode(b"", True))
+            except UnicodeDecodeError:
+                raise _Fail(CloseCode.INVALID_DATA, "text message ends inside a UTF-8 sequence") from None
+            message = Message("".join(parts))
+        else:
+            message = Message(b"".join(parts))
+        self._message_opcode = None
+        self._message_parts = []
+        self._decoder = None
+        self._message_size = 0
+        self._received = 0
+        return message

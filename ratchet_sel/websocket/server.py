@@ -1,0 +1,181 @@
+"""WsServer: turns HTTP upgrade requests into WebSocket connections for an application."""
+
+import logging
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from ..component import HttpServerInterface
+from ..http.request import HttpError, Request
+from ..http.response import Response, error_response
+from ..http.server import RequestReader, refuse, send_response
+from .connection import WsConnection
+from .handshake import SUPPORTED_VERSIONS, detect_version, negotiate
+from .rfc6455 import CloseCode, FrameParser
+
+__all__ = ["WsServer"]
+
+log = logging.getLogger(__name__)
+
+#: Default largest message (after decompression) a client may send: 1 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+ALL_VERSIONS = ("rfc6455", "hybi-10")
+
+
+def _upgrade_required(request: Request) -> Response:
+    return error_response(426, "This is a WebSocket endpoint; send an Upgrade request",
+                          {"Upgrade": "websocket", "Sec-WebSocket-Version": "13, 8, 7"})
+
+
+class WsServer(HttpServerInterface):
+    """Serves ``component`` over WebSocket: RFC 6455 and HyBi-07/08/10 on one port.
+
+    It works directly under :class:`~ratchet_sel.IoServer` (it reads the
+    upgrade request itself) or under :class:`~ratchet_sel.http.HttpServer` and
+    a router (which hand it the parsed request).  ``component`` gets
+    ``on_open(conn)``, ``on_message(conn, str | bytes)``, ``on_close(conn)``,
+    ``on_error(conn, exc)`` with a :class:`WsConnection`, and optionally
+    ``on_pong(conn, payload)``.  Its ``subprotocols`` attribute lists the
+    subprotocols it speaks, in the server's order of preference.
+
+    Keywords (each limit has a safe default):
+
+    - ``max_message_size`` (1 MiB) and ``max_frame_size`` (same): larger input
+      closes with 1009.
+    - ``close_timeout`` (5 s): how long to wait for the peer's close frame.
+    - ``handshake_timeout`` (10 s): the upgrade request must be complete by then.
+    - ``strict_subprotocols``: refuse (400) clients that offer subprotocols of
+      which none is supported, instead of answering without one.
+    - ``http_handler(request) -> Response``: answers requests that are not
+      upgrades (by default 426 Upgrade Required).
+    """
+
+    def __init__(self, component: Any, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 max_frame_size: Optional[int] = None, close_timeout: float = 5.0,
+                 handshake_timeout: float = 10.0, strict_subprotocols: bool = False,
+                 http_handler: Optional[Callable[[Request], Optional[Response]]] = None,
+                 max_header_bytes: int = 65536) -> None:
+        self.component = component
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size
+        self.close_timeout = close_timeout
+        self.strict_subprotocols = strict_subprotocols
+        self.http_handler = http_handler or _upgrade_required
+        self.enabled_versions = set(ALL_VERSIONS)
+        self.connections: Dict[Any, WsConnection] = {}
+        self._reader = RequestReader(self._handshake, request_timeout=handshake_timeout,
+                                     max_header_bytes=max_header_bytes)
+        self._on_pong = getattr(component, "on_pong", None)
+
+    # -- configuration -----------------------------------------------------------
+    def disable_version(self, version: str) -> None:
+        """Stop accepting one protocol version (``"hybi-10"``, ...), as Ratchet's disableVersion."""
+        self.enabled_versions.discard(version)
+
+    @property
+    def subprotocols(self) -> Iterable[str]:
+        """The subprotocols the application supports."""
+        return getattr(self.component, "subprotocols", ()) or ()
+
+    # -- the component interface, facing the transport ----------------------------
+    def on_open(self, conn: Any, request: Optional[Request] = None) -> None:
+        if request is None:
+            self._reader.start(conn)
+        else:
+            self._handshake(conn, request, b"")
+
+    def on_message(self, conn: Any, data: bytes) -> None:
+        ws = self.connections.get(conn)
+        if ws is not None:
+            ws._data_received(data)
+        else:
+            self._reader.feed(conn, data)
+
+    def on_close(self, conn: Any) -> None:
+        ws = self.connections.pop(conn, None)
+        if ws is None:
+            self._reader.forget(conn)
+            return
+        ws._transport_closed()
+        try:
+            self.component.on_close(ws)
+        except Exception:
+            log.exception("%r: on_close raised", ws)
+
+    def on_error(self, conn: Any, exc: BaseException) -> None:
+        ws = self.connections.get(conn)
+        if ws is not None:
+            self._app_error(ws, exc)
+        else:
+            log.error("%r: error during the handshake: %r", conn, exc)
+            self._reader.forget(conn)
+            conn.abort()
+
+    def on_shutdown(self, conn: Any) -> None:
+        """Close a connection because the server stops (1001)."""
+        ws = self.connections.get(conn)
+        if ws is not None and ws.is_open:
+            ws.close(CloseCode.GOING_AWAY, "server shutting down")
+        elif ws is None:
+            conn.close()
+
+    # -- handshake ------------------------------------------------------------------
+    def _handshake(self, conn: Any, request: Request, rest: bytes) -> None:
+        version = detect_version(request)
+        if version is None:
+            response = self.http_handler(request) or _upgrade_required(request)
+            send_response(conn, response)
+            return
+        try:
+            if version not in self.enabled_versions and version in SUPPORTED_VERSIONS.values():
+                raise HttpError(426, "WebSocket version %s is disabled here" % version,
+                                {"Sec-WebSocket-Version": self._version_list()})
+            agreement = negotiate(request, subprotocols=list(self.subprotocols),
+                                  strict_subprotocols=self.strict_subprotocols)
+        except HttpError as exc:
+            refuse(conn, exc.status, exc.reason, exc.headers)
+            return
+        parser = FrameParser(max_message_size=self.max_message_size, max_frame_size=self.max_frame_size,
+                             extension=agreement.extension)
+        ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, parser,
+                          agreement.extension)
+        conn.send(agreement.response)
+        self._open(ws, rest)
+
+    def _version_list(self) -> str:
+        return ", ".join(number for number, name in SUPPORTED_VERSIONS.items()
+                         if name in self.enabled_versions)
+
+    def _open(self, ws: WsConnection, rest: bytes) -> None:
+        self.connections[ws.transport] = ws
+        log.debug("%r: open (%s%s)", ws, ws.request.path,
+                  ", subprotocol " + ws.subprotocol if ws.subprotocol else "")
+        try:
+            self.component.on_open(ws)
+        except Exception as exc:
+            self._app_error(ws, exc)
+        if rest and ws.transport in self.connections:
+            ws._data_received(rest)
+
+    # -- calling the application --------------------------------------------------------
+    def _deliver(self, ws: WsConnection, data: Any) -> None:
+        try:
+            self.component.on_message(ws, data)
+        except Exception as exc:
+            self._app_error(ws, exc)
+
+    def _pong_received(self, ws: WsConnection, payload: bytes) -> None:
+        if self._on_pong is not None:
+            try:
+                self._on_pong(ws, payload)
+            except Exception as exc:
+                self._app_error(ws, exc)
+
+    def _app_error(self, ws: WsConnection, exc: BaseException) -> None:
+        log.error("%r: unhandled %s in the application: %s", ws, type(exc).__name__, exc,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        try:
+            self.component.on_error(ws, exc)
+        except Exception:
+            log.exception("%r: on_error raised; closing with 1011", ws)
+            if ws.is_open:
+                ws.close(CloseCode.INTERNAL_ERROR, "internal server error")

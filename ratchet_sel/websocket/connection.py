@@ -3,11 +3,12 @@
 import logging
 from typing import Any, Iterable, Optional, Union
 
+from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure,
                       Message, Ping, Pong, encode_close_payload, encode_frame, encode_message,
                       frame_header)
 
-__all__ = ["WsConnection", "broadcast"]
+__all__ = ["WsConnection", "HixieConnection", "broadcast"]
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,17 @@ class WsConnection:
         _check_close_code(code)
         if self._state is not _OPEN:
             return
+        frame = self._close_frame(code, reason)
+        if not frame:  # a protocol without a closing handshake
+            self._finish()
+            return
         self._state = _CLOSING
-        self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self.transport.send(frame)
         self._close_timer = self.transport.loop.call_later(self._server.close_timeout,
                                                            self._on_close_timeout)
+
+    def _close_frame(self, code: Optional[int], reason: str) -> bytes:
+        return encode_frame(OP_CLOSE, encode_close_payload(code, reason))
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a closing handshake."""
@@ -170,13 +178,13 @@ class WsConnection:
         if self._state is _OPEN:
             # Echo the peer's code (RFC 6455 5.5.1), then close TCP: the server
             # closes the TCP connection first (section 7.1.1).
-            self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(event.code, "")))
+            self.transport.send(self._close_frame(event.code, ""))
         self._finish()
 
     def _fail(self, code: int, reason: str) -> None:
         log.info("%r: failing the connection with %d: %s", self, code, reason)
         if self._state is _OPEN:
-            self.transport.send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+            self.transport.send(self._close_frame(code, reason))
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
@@ -196,6 +204,30 @@ class WsConnection:
             self._close_timer = None
         if self.close_code is None:
             self.close_code = CloseCode.ABNORMAL
+
+
+class HixieConnection(WsConnection):
+    """A draft-76/75 connection: text messages only, no pings, no close codes.
+
+    ``send(bytes)`` raises :class:`TypeError` (the drafts have no binary
+    frames); ``ping``/``pong`` do nothing; ``close`` sends draft-76's
+    ``0xFF 0x00`` (draft-75 just closes the TCP connection).
+    """
+
+    __slots__ = ()
+
+    def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> None:
+        """Send a text message (drafts have no binary messages and no fragments)."""
+        if not isinstance(message, str):
+            raise TypeError("a %s connection cannot send binary messages" % self.version)
+        if self._state is _OPEN:
+            self.transport.send(hixie.encode_text(message))
+
+    def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
+        pass  # the drafts have no control frames besides closing
+
+    def _close_frame(self, code: Optional[int], reason: str) -> bytes:
+        return hixie.CLOSE_FRAME if self.version == "hixie-76" else b""
 
 
 def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],

@@ -7,8 +7,9 @@ from ..component import HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, send_response
-from .connection import WsConnection
-from .handshake import SUPPORTED_VERSIONS, detect_version, negotiate
+from . import hixie
+from .connection import HixieConnection, WsConnection
+from .handshake import SUPPORTED_VERSIONS, check_upgrade, detect_version, negotiate
 from .rfc6455 import CloseCode, FrameParser
 
 __all__ = ["WsServer"]
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 #: Default largest message (after decompression) a client may send: 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
-ALL_VERSIONS = ("rfc6455", "hybi-10")
+ALL_VERSIONS = ("rfc6455", "hybi-10", "hixie-76", "hixie-75")
+_DRAFTS = ("hixie-76", "hixie-75")
 
 
 def _upgrade_required(request: Request) -> Response:
@@ -27,7 +29,7 @@ def _upgrade_required(request: Request) -> Response:
 
 
 class WsServer(HttpServerInterface):
-    """Serves ``component`` over WebSocket: RFC 6455 and HyBi-07/08/10 on one port.
+    """Serves ``component`` over WebSocket: RFC 6455, HyBi-07/08/10, Hixie-76/75 on one port.
 
     It works directly under :class:`~ratchet_sel.IoServer` (it reads the
     upgrade request itself) or under :class:`~ratchet_sel.http.HttpServer` and
@@ -62,6 +64,9 @@ class WsServer(HttpServerInterface):
         self.http_handler = http_handler or _upgrade_required
         self.enabled_versions = set(ALL_VERSIONS)
         self.connections: Dict[Any, WsConnection] = {}
+        # draft-76 handshakes waiting for key3: transport -> [request, bytes so far, timer]
+        self._awaiting_key3: Dict[Any, list] = {}
+        self.handshake_timeout = handshake_timeout
         self._reader = RequestReader(self._handshake, request_timeout=handshake_timeout,
                                      max_header_bytes=max_header_bytes)
         self._on_pong = getattr(component, "on_pong", None)
@@ -87,6 +92,8 @@ class WsServer(HttpServerInterface):
         ws = self.connections.get(conn)
         if ws is not None:
             ws._data_received(data)
+        elif conn in self._awaiting_key3:
+            self._key3_received(conn, data)
         else:
             self._reader.feed(conn, data)
 
@@ -94,6 +101,7 @@ class WsServer(HttpServerInterface):
         ws = self.connections.pop(conn, None)
         if ws is None:
             self._reader.forget(conn)
+            self._forget_key3(conn)
             return
         ws._transport_closed()
         try:
@@ -108,6 +116,7 @@ class WsServer(HttpServerInterface):
         else:
             log.error("%r: error during the handshake: %r", conn, exc)
             self._reader.forget(conn)
+            self._forget_key3(conn)
             conn.abort()
 
     def on_shutdown(self, conn: Any) -> None:
@@ -125,6 +134,9 @@ class WsServer(HttpServerInterface):
             response = self.http_handler(request) or _upgrade_required(request)
             send_response(conn, response)
             return
+        if version in _DRAFTS and version in self.enabled_versions:
+            self._draft_handshake(conn, request, version, rest)
+            return
         try:
             if version not in self.enabled_versions and version in SUPPORTED_VERSIONS.values():
                 raise HttpError(426, "WebSocket version %s is disabled here" % version,
@@ -139,6 +151,57 @@ class WsServer(HttpServerInterface):
         ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, parser,
                           agreement.extension)
         conn.send(agreement.response)
+        self._open(ws, rest)
+
+    def _draft_handshake(self, conn: Any, request: Request, version: str, rest: bytes) -> None:
+        try:
+            check_upgrade(request)
+            if version == "hixie-76":
+                hixie.check_keys(request)
+        except HttpError as exc:
+            refuse(conn, exc.status, exc.reason, exc.headers)
+            return
+        if version == "hixie-76" and len(rest) < hixie.HIXIE_KEY3_LENGTH:
+            # key3 follows the headers, maybe in a later segment: wait for it,
+            # within the handshake timeout; never sign a short key3.
+            timer = conn.loop.call_later(self.handshake_timeout, self._key3_timeout, conn)
+            self._awaiting_key3[conn] = [request, rest, timer]
+            return
+        self._finish_draft_handshake(conn, request, version, rest)
+
+    def _key3_received(self, conn: Any, data: bytes) -> None:
+        pending = self._awaiting_key3[conn]
+        pending[1] += data
+        if len(pending[1]) >= hixie.HIXIE_KEY3_LENGTH:
+            self._forget_key3(conn)
+            self._finish_draft_handshake(conn, pending[0], "hixie-76", pending[1])
+
+    def _key3_timeout(self, conn: Any) -> None:
+        if self._forget_key3(conn):
+            refuse(conn, 408, "draft-76 key3 not received within %g s" % self.handshake_timeout)
+
+    def _forget_key3(self, conn: Any) -> bool:
+        pending = self._awaiting_key3.pop(conn, None)
+        if pending is None:
+            return False
+        pending[2].cancel()
+        return True
+
+    def _finish_draft_handshake(self, conn: Any, request: Request, version: str, rest: bytes) -> None:
+        key3 = None
+        if version == "hixie-76":
+            key3, rest = rest[:hixie.HIXIE_KEY3_LENGTH], rest[hixie.HIXIE_KEY3_LENGTH:]
+        try:
+            response, subprotocol = hixie.hixie_response(
+                request, version, secure=getattr(conn, "is_secure", False),
+                subprotocols=list(self.subprotocols), strict_subprotocols=self.strict_subprotocols,
+                key3=key3)
+        except HttpError as exc:
+            refuse(conn, exc.status, exc.reason, exc.headers)
+            return
+        parser = hixie.HixieParser(max_message_size=self.max_message_size)
+        ws = HixieConnection(self, conn, request, version, subprotocol, parser)
+        conn.send(response)
         self._open(ws, rest)
 
     def _version_list(self) -> str:

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
                              help="largest message a client may send; larger closes with 1009 "
                                   "(default: %(default)s)")
+        command.add_argument("--no-compression", action="store_true",
+                             help="do not negotiate permessage-deflate (RFC 7692)")
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
@@ -46,10 +48,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = dict(max_message_size=args.max_message_size)
+    if args.no_compression:
+        options["compression"] = None
     if args.command == "echo":
-        ws = WsServer(Echo(), max_message_size=args.max_message_size)
+        ws = WsServer(Echo(), **options)
     else:
-        ws = WsServer(Chat(), max_message_size=args.max_message_size, http_handler=chat_page)
+        ws = WsServer(Chat(), http_handler=chat_page, **options)
     try:
         server = IoServer(ws, args.host, args.port)
     except OSError as exc:

@@ -21,6 +21,7 @@ __all__ = ["Loop", "Handle", "TimerHandle"]
 
 log = logging.getLogger(__name__)
 
+_MAX_SELECT_TIMEOUT = 3600.0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -250,7 +251,6 @@ class Loop:
         if self._running:
             raise RuntimeError("the loop is already running")
         self._running = True
-        self._stopping = False
         self._thread_id = threading.get_ident()
         previous = self._install_signals()
         try:
@@ -258,6 +258,7 @@ class Loop:
                 self._run_once()
         finally:
             self._restore_signals(previous)
+            self._stopping = False
             self._running = False
             self._thread_id = None
 
@@ -278,6 +279,8 @@ class Loop:
             timeout = None
         if max_timeout is not None:
             timeout = max_timeout if timeout is None else min(timeout, max_timeout)
+        if timeout is not None and timeout > _MAX_SELECT_TIMEOUT:
+            timeout = _MAX_SELECT_TIMEOUT  # epoll cannot wait weeks; wake and look again
 
         for key, events in self._selector.select(timeout):
             reg = key.data

@@ -117,10 +117,11 @@ class Connection:
         except Exception as exc:
             self.server._report_error(self, exc)
 
-    def _on_linger_readable(self) -> None:
-        # After our FIN: read and discard until the peer's FIN, so that unread
-        # bytes in our receive buffer do not make the kernel send a RST that
-        # could destroy what the peer has not read yet.
+    def _on_discard_readable(self) -> None:
+        # While closing: read and discard, so that a peer still sending never
+        # blocks our flush, and unread bytes in our receive buffer never make
+        # the kernel answer our close with a RST that destroys what the peer
+        # has not read yet.
         try:
             while True:
                 if not self._sock.recv(RECV_SIZE):
@@ -128,8 +129,12 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            pass
-        self._release()
+            self._release()
+            return
+        if self._state == Connection._LINGERING:
+            self._release()  # the peer's FIN after ours: done
+        else:
+            self.loop.remove_reader(self._sock)  # peer done sending; keep flushing
 
     # -- writing -----------------------------------------------------------
     def send(self, data: Any) -> None:
@@ -144,8 +149,7 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            log.debug("%r: write failed: %s", self, exc)
-            self._teardown()
+            self._write_failed(exc)
             return
         if sent < len(data):
             self._wbuf += memoryview(data)[sent:]
@@ -174,6 +178,21 @@ class Connection:
             except Exception as exc:
                 self.server._report_error(self, exc)
 
+    def _write_failed(self, exc: OSError) -> None:
+        # send() is called from application code, often inside a loop over
+        # connections: tear down on the next iteration, so that on_close never
+        # runs re-entrantly inside that loop.
+        log.debug("%r: write failed: %s", self, exc)
+        if self._state == Connection._OPEN:
+            self._state = Connection._CLOSING
+            self._wbuf = bytearray()
+            self.loop.forget(self._sock)
+            self.loop.call_soon(self._finish_failed)
+
+    def _finish_failed(self) -> None:
+        self.server._connection_ended(self)
+        self._release()
+
     # -- closing -----------------------------------------------------------
     def close(self) -> None:
         """Close after everything written so far has been sent."""
@@ -187,11 +206,10 @@ class Connection:
 
     def _begin_close(self) -> None:
         self._state = Connection._CLOSING
-        if self._reading:
-            self._reading = False
-            self.loop.remove_reader(self._sock)
+        self._reading = False
         self.server._connection_ended(self)
         if self._wbuf:
+            self.loop.add_reader(self._sock, self._on_discard_readable)
             self.loop.add_writer(self._sock, self._on_writable)
             self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
         else:
@@ -206,7 +224,7 @@ class Connection:
             return
         if self._linger_timer is None:
             self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
-        self.loop.add_reader(self._sock, self._on_linger_readable)
+        self.loop.add_reader(self._sock, self._on_discard_readable)
 
     def _teardown(self) -> None:
         if self._state == Connection._OPEN:
@@ -248,6 +266,7 @@ class IoServer:
                  loop: Optional[Loop] = None, *, backlog: int = 1024,
                  close_timeout: float = 5.0, shutdown_timeout: float = 5.0) -> None:
         self.component = component
+        own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -257,7 +276,12 @@ class IoServer:
         self._accept_paused = False
         self._shutting_down = False
         self._shutdown_timer: Any = None
-        self.listen(address, port, backlog=backlog)
+        try:
+            self.listen(address, port, backlog=backlog)
+        except BaseException:
+            if own_loop:
+                self.loop.close()
+            raise
 
     @classmethod
     def factory(cls, component: Any, port: int = 80, address: str = "0.0.0.0", **kwargs: Any) -> "IoServer":

@@ -1,7 +1,7 @@
 """WsConnection: the WebSocket connection an application talks to."""
 
 import logging
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, List, Optional, Union
 
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure,
@@ -102,7 +102,7 @@ class WsConnection:
             self.transport.send(frame_header(opcode, len(payload)))
             self.transport.send(payload)
 
-    def _encode(self, message: Any, fragment_size: int = 0) -> Iterable[bytes]:
+    def _encode(self, message: Any, fragment_size: int = 0) -> List[bytes]:
         if self.extension is not None:
             return self.extension.encode_message(message, fragment_size)
         return encode_message(message, fragment_size)
@@ -234,19 +234,28 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
               exclude: Optional[WsConnection] = None) -> int:
     """Send ``message`` to every open connection (but ``exclude``); returns how many got it.
 
-    The frame is encoded once and the same bytes are written to every
-    connection that frames alike; the others (drafts, compression) encode
-    their own.
+    The frames are encoded once per kind of connection and the same bytes are
+    written to every connection of that kind: plain RFC 6455/HyBi, and
+    compressed without context takeover (one compression per broadcast).
+    Connections whose frames depend on their own state (context takeover,
+    drafts) encode their own.
     """
-    frame: Optional[bytes] = None
+    shared: dict = {}
     count = 0
     for conn in connections:
         if conn is exclude or conn._state is not _OPEN:
             continue
-        if conn.extension is None and conn.version in ("rfc6455", "hybi-10"):
-            if frame is None:
-                frame = b"".join(encode_message(message))
-            conn.transport.send(frame)
+        extension = conn.extension
+        if conn.__class__ is HixieConnection:
+            if message.__class__ is not str:
+                continue  # the drafts cannot carry binary messages
+            conn.send(message)
+        elif extension is None or extension.shared_key is not None:
+            key = extension.shared_key if extension is not None else None
+            frames = shared.get(key)
+            if frames is None:
+                frames = shared[key] = b"".join(conn._encode(message))
+            conn.transport.send(frames)
         else:
             conn.send(message)
         count += 1

@@ -19,7 +19,7 @@ __all__ = [
     "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "Message", "Ping", "Pong", "Close", "Failure", "FrameParser",
     "encode_frame", "encode_message", "encode_close_payload", "apply_mask",
-    "is_valid_close_code", "CloseCode",
+    "is_valid_close_code", "CloseCode", "ProtocolViolation", "frame_header",
 ]
 
 OP_CONTINUATION = 0x0
@@ -142,7 +142,9 @@ class Failure:
         return isinstance(other, Failure) and (other.code, other.reason) == (self.code, self.reason)
 
 
-class _Fail(Exception):
+class ProtocolViolation(Exception):
+    """Raised inside the codec (and by extensions) to fail the connection with ``code``."""
+
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
@@ -288,7 +290,7 @@ class FrameParser:
             buf = data
         try:
             pos = self._parse(buf, events)
-        except _Fail as exc:
+        except ProtocolViolation as exc:
             self._done = True
             self._buffer = bytearray()
             events.append(Failure(exc.code, exc.reason))
@@ -338,7 +340,7 @@ class FrameParser:
                     return pos
                 length = _unpack_long(buf, pos + 2)[0]
                 if length >> 63:
-                    raise _Fail(CloseCode.PROTOCOL_ERROR, "frame length has the most significant bit set")
+                    raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "frame length has the most significant bit set")
             masked = second & 0x80
             if masked:
                 header += 4
@@ -368,7 +370,7 @@ class FrameParser:
                     try:
                         events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
                     except UnicodeDecodeError:
-                        raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                        raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
                 else:
                     events.append(Message(bytes(payload)))
                 continue
@@ -385,31 +387,31 @@ class FrameParser:
 
     def _check_header(self, first: int, opcode: int, fin: int, masked: int, length: int) -> None:
         if first & 0x30 or (first & 0x40 and (self.extension is None or opcode in _CONTROL_OPCODES)):
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
         if opcode >= OP_CLOSE:
             if opcode not in _CONTROL_OPCODES:
-                raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved control opcode %d" % opcode)
+                raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "reserved control opcode %d" % opcode)
             if not fin:
-                raise _Fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+                raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
             if length > _MAX_CONTROL_PAYLOAD:
-                raise _Fail(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes")
+                raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes")
         elif opcode not in _DATA_OPCODES:
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved data opcode %d" % opcode)
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "reserved data opcode %d" % opcode)
         elif opcode == OP_CONTINUATION:
             if self._message_opcode is None:
-                raise _Fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue")
+                raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue")
             if first & 0x40:
-                raise _Fail(CloseCode.PROTOCOL_ERROR, "RSV1 set on a continuation frame")
+                raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "RSV1 set on a continuation frame")
         elif self._message_opcode is not None:
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "new data frame before the last message ended")
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "new data frame before the last message ended")
         if self.require_mask and not masked:
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "client frame not masked")
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "client frame not masked")
         if opcode < OP_CLOSE:
             if length > self.max_frame_size:
-                raise _Fail(CloseCode.MESSAGE_TOO_BIG, "frame of %d bytes exceeds the limit of %d"
+                raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, "frame of %d bytes exceeds the limit of %d"
                             % (length, self.max_frame_size))
             if self._message_size + length > self.max_message_size:
-                raise _Fail(CloseCode.MESSAGE_TOO_BIG, "message exceeds the limit of %d bytes"
+                raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, "message exceeds the limit of %d bytes"
                             % self.max_message_size)
 
     def _control_event(self, opcode: int, payload: bytes) -> Any:
@@ -421,14 +423,14 @@ class FrameParser:
         if not payload:
             return Close(None, "")
         if len(payload) == 1:
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "close frame payload of 1 byte")
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "close frame payload of 1 byte")
         code = _unpack_medium(payload)[0]
         if not is_valid_close_code(code):
-            raise _Fail(CloseCode.PROTOCOL_ERROR, "invalid close code %d" % code)
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "invalid close code %d" % code)
         try:
             reason = payload[2:].decode("utf-8")
         except UnicodeDecodeError:
-            raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in close reason") from None
+            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in close reason") from None
         return Close(code, reason)
 
     # -- message assembly ----------------------------------------------------
@@ -461,7 +463,7 @@ class FrameParser:
         limit = self.max_message_size - self._received + 1
         out = step(data, limit) if data is not None else step(limit)
         if len(out) >= limit:
-            raise _Fail(CloseCode.MESSAGE_TOO_BIG, "decompressed message exceeds the limit of %d bytes"
+            raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, "decompressed message exceeds the limit of %d bytes"
                         % self.max_message_size)
         return out
 
@@ -472,7 +474,7 @@ class FrameParser:
             try:
                 self._message_parts.append(self._decoder.decode(data, False))
             except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
         else:
             self._message_parts.append(data)
         self._received += len(data)
@@ -485,7 +487,7 @@ class FrameParser:
             try:
                 parts.append(self._decoder.decode(b"", True))
             except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_DATA, "text message ends inside a UTF-8 sequence") from None
+                raise ProtocolViolation(CloseCode.INVALID_DATA, "text message ends inside a UTF-8 sequence") from None
             message = Message("".join(parts))
         else:
             message = Message(b"".join(parts))

@@ -9,6 +9,7 @@ from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, send_response
 from . import hixie
 from .connection import HixieConnection, WsConnection
+from .deflate import PerMessageDeflate
 from .handshake import SUPPORTED_VERSIONS, check_upgrade, detect_version, negotiate
 from .rfc6455 import CloseCode, FrameParser
 
@@ -49,19 +50,26 @@ class WsServer(HttpServerInterface):
       which none is supported, instead of answering without one.
     - ``http_handler(request) -> Response``: answers requests that are not
       upgrades (by default 426 Upgrade Required).
+    - ``compression``: a :class:`~ratchet_sel.websocket.deflate.PerMessageDeflate`
+      (the default, with its defaults) to negotiate permessage-deflate with
+      clients that offer it, or ``None`` to never compress.
     """
+
+    _DEFAULT_COMPRESSION = object()
 
     def __init__(self, component: Any, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  max_frame_size: Optional[int] = None, close_timeout: float = 5.0,
                  handshake_timeout: float = 10.0, strict_subprotocols: bool = False,
                  http_handler: Optional[Callable[[Request], Optional[Response]]] = None,
-                 max_header_bytes: int = 65536) -> None:
+                 max_header_bytes: int = 65536, compression: Any = _DEFAULT_COMPRESSION) -> None:
         self.component = component
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
         self.close_timeout = close_timeout
         self.strict_subprotocols = strict_subprotocols
         self.http_handler = http_handler or _upgrade_required
+        self.compression: Optional[PerMessageDeflate] = (
+            PerMessageDeflate() if compression is WsServer._DEFAULT_COMPRESSION else compression or None)
         self.enabled_versions = set(ALL_VERSIONS)
         self.connections: Dict[Any, WsConnection] = {}
         # draft-76 handshakes waiting for key3: transport -> [request, bytes so far, timer]
@@ -142,7 +150,8 @@ class WsServer(HttpServerInterface):
                 raise HttpError(426, "WebSocket version %s is disabled here" % version,
                                 {"Sec-WebSocket-Version": self._version_list()})
             agreement = negotiate(request, subprotocols=list(self.subprotocols),
-                                  strict_subprotocols=self.strict_subprotocols)
+                                  strict_subprotocols=self.strict_subprotocols,
+                                  negotiate_extensions=self.compression.negotiate if self.compression else None)
         except HttpError as exc:
             refuse(conn, exc.status, exc.reason, exc.headers)
             return

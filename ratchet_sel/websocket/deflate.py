@@ -1,0 +1,226 @@
+"""permessage-deflate (RFC 7692) with the stdlib ``zlib``, sans-IO.
+
+:class:`PerMessageDeflate` is the server's configuration and negotiator: given
+a request it picks the first offer it can honour and returns a per-connection
+:class:`DeflateExtension` with the response header value.  The extension
+inflates what the frame parser hands it (bounded, so a zip bomb fails before
+memory is spent) and encodes outgoing messages, with RSV1 on the first frame.
+
+Memory, by design: a connection holds no zlib state until it needs some.
+With ``server_no_context_takeover`` (the default) all connections share one
+compressor per window size, flushed with ``Z_FULL_FLUSH`` after each message
+so that no message refers to an earlier one; a broadcast then compresses once.
+The inflater is made on the first compressed message and dropped after each
+message when the client promised ``client_no_context_takeover``.
+"""
+
+import zlib
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from ..http.request import Request
+from .rfc6455 import OP_CONTINUATION, OP_TEXT, OP_BINARY, CloseCode, ProtocolViolation, encode_frame
+
+__all__ = ["PerMessageDeflate", "DeflateExtension", "parse_extension_header"]
+
+EXTENSION_NAME = "permessage-deflate"
+_TAIL = b"\x00\x00\xff\xff"  # the end of a sync flush, stripped on the wire (RFC 7692 7.2.1)
+_PARAMETERS = ("server_no_context_takeover", "client_no_context_takeover",
+               "server_max_window_bits", "client_max_window_bits")
+
+
+def parse_extension_header(values: List[str]) -> List[Tuple[str, List[Tuple[str, Optional[str]]]]]:
+    """Sec-WebSocket-Extensions values -> [(name, [(param, value or None), ...]), ...]."""
+    offers = []
+    for value in values:
+        for element in value.split(","):
+            parts = [part.strip() for part in element.split(";")]
+            if not parts[0]:
+                continue
+            params: List[Tuple[str, Optional[str]]] = []
+            for part in parts[1:]:
+                if not part:
+                    continue
+                name, eq, raw = part.partition("=")
+                raw = raw.strip()
+                if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+                    raw = raw[1:-1]
+                params.append((name.strip().lower(), raw if eq else None))
+            offers.append((parts[0].lower(), params))
+    return offers
+
+
+def _window_bits(value: Optional[str]) -> int:
+    if value is None or not value.isdigit() or not 8 <= int(value) <= 15:
+        raise ValueError("window bits must be 8 to 15")
+    return int(value)
+
+
+class PerMessageDeflate:
+    """permessage-deflate settings for a server (``WsServer(app, compression=...)``).
+
+    - ``server_no_context_takeover`` (True): compress every message on its
+      own; costs some ratio on streams of similar messages, saves the
+      per-connection compressor (about 64 KiB at window 15).
+    - ``client_no_context_takeover`` (False): accept a client's offer to
+      compress each message on its own, which frees our inflater between
+      messages; we never force it on a client that did not offer it.
+    - ``server_max_window_bits`` (15) / ``client_max_window_bits`` (15): the
+      largest LZ77 windows; the client's is only asked for when it allows it.
+    - ``mem_level`` (8), ``level`` (6): zlib's memory level and effort.
+    - ``threshold`` (128): messages shorter than this go uncompressed.
+    """
+
+    def __init__(self, *, server_no_context_takeover: bool = True, client_no_context_takeover: bool = False,
+                 server_max_window_bits: int = 15, client_max_window_bits: int = 15,
+                 mem_level: int = 8, level: int = 6, threshold: int = 128) -> None:
+        for bits in (server_max_window_bits, client_max_window_bits):
+            if not 8 <= bits <= 15:
+                raise ValueError("window bits must be 8 to 15")
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits
+        self.mem_level = mem_level
+        self.level = level
+        self.threshold = threshold
+        self._shared: Dict[int, Any] = {}
+
+    def negotiate(self, request: Request) -> Tuple[Optional["DeflateExtension"], Optional[str]]:
+        """The extension for the first acceptable offer and its response value, or (None, None).
+
+        A malformed offer is declined, never a reason to fail the handshake.
+        """
+        offers = parse_extension_header(request.headers.get_all("Sec-WebSocket-Extensions"))
+        for name, params in offers:
+            if name != EXTENSION_NAME:
+                continue
+            try:
+                return self._accept(params)
+            except ValueError:
+                continue
+        return None, None
+
+    def _accept(self, params: List[Tuple[str, Optional[str]]]) -> Tuple["DeflateExtension", str]:
+        seen: Dict[str, Optional[str]] = {}
+        for key, value in params:
+            if key not in _PARAMETERS or key in seen:
+                raise ValueError("unknown or repeated parameter")
+            seen[key] = value
+        for flag in ("server_no_context_takeover", "client_no_context_takeover"):
+            if flag in seen and seen[flag] is not None:
+                raise ValueError("%s takes no value" % flag)
+        response = [EXTENSION_NAME]
+
+        server_takeover = not (self.server_no_context_takeover or "server_no_context_takeover" in seen)
+        if not server_takeover:
+            response.append("server_no_context_takeover")
+        client_takeover = True
+        if "client_no_context_takeover" in seen and self.client_no_context_takeover:
+            client_takeover = False
+            response.append("client_no_context_takeover")
+
+        server_bits = self.server_max_window_bits
+        if "server_max_window_bits" in seen:
+            server_bits = min(server_bits, _window_bits(seen["server_max_window_bits"]))
+            response.append("server_max_window_bits=%d" % server_bits)
+        client_bits = 15
+        if "client_max_window_bits" in seen:
+            offered = seen["client_max_window_bits"]
+            allowed = 15 if offered is None else _window_bits(offered)
+            client_bits = min(allowed, self.client_max_window_bits)
+            if offered is not None or client_bits < 15:
+                response.append("client_max_window_bits=%d" % client_bits)
+        extension = DeflateExtension(self, server_bits, client_bits, server_takeover, client_takeover)
+        return extension, "; ".join(response)
+
+    def _compressor(self, bits: int) -> Any:
+        # zlib refuses raw deflate with an 8-bit window; a Huffman-only stream
+        # has no back-references at all, so it honours any window a peer asks.
+        if bits == 8:
+            return zlib.compressobj(self.level, zlib.DEFLATED, -9, self.mem_level, zlib.Z_HUFFMAN_ONLY)
+        return zlib.compressobj(self.level, zlib.DEFLATED, -bits, self.mem_level)
+
+    def _shared_compressor(self, bits: int) -> Any:
+        compressor = self._shared.get(bits)
+        if compressor is None:
+            compressor = self._shared[bits] = self._compressor(bits)
+        return compressor
+
+
+class DeflateExtension:
+    """One connection's permessage-deflate state (see the module docstring).
+
+    The frame parser calls :meth:`start_message`, :meth:`decompress` and
+    :meth:`end_message`; the connection calls :meth:`encode_message`.
+    """
+
+    __slots__ = ("config", "server_bits", "client_bits", "server_takeover", "client_takeover",
+                 "_inflater", "_deflater", "shared_key")
+
+    def __init__(self, config: PerMessageDeflate, server_bits: int, client_bits: int,
+                 server_takeover: bool, client_takeover: bool) -> None:
+        self.config = config
+        self.server_bits = server_bits
+        self.client_bits = client_bits
+        self.server_takeover = server_takeover
+        self.client_takeover = client_takeover
+        self._inflater: Any = None
+        self._deflater: Any = None
+        #: Connections with equal keys produce identical frames for a message
+        #: (None: this one's frames depend on its own history).
+        self.shared_key = None if server_takeover else ("deflate", server_bits, id(config))
+
+    # -- inbound --------------------------------------------------------------
+    def start_message(self) -> None:
+        """A compressed message begins."""
+        if self._inflater is None:
+            self._inflater = zlib.decompressobj(-self.client_bits)
+
+    def decompress(self, data: bytes, limit: int) -> bytes:
+        """Inflate a piece of the message; at most ``limit`` bytes come out."""
+        try:
+            return self._inflater.decompress(data, limit)
+        except zlib.error as exc:
+            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+
+    def end_message(self, limit: int) -> bytes:
+        """The message is complete: inflate the stripped tail."""
+        try:
+            out = self._inflater.decompress(_TAIL, limit)
+        except zlib.error as exc:
+            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+        if not self.client_takeover:
+            self._inflater = None
+        return out
+
+    # -- outbound ---------------------------------------------------------------
+    def compress(self, payload: bytes) -> bytes:
+        """The compressed payload of one message, tail stripped."""
+        if self.server_takeover:
+            if self._deflater is None:
+                self._deflater = self.config._compressor(self.server_bits)
+            data = self._deflater.compress(payload) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        else:
+            shared = self.config._shared_compressor(self.server_bits)
+            data = shared.compress(payload) + shared.flush(zlib.Z_FULL_FLUSH)
+        if data.endswith(_TAIL):
+            data = data[:-4]
+        return data or b"\x00"
+
+    def encode_message(self, message: Union[str, bytes], fragment_size: int = 0) -> List[bytes]:
+        """The frames of one message, compressed when it is long enough to gain."""
+        if isinstance(message, str):
+            opcode, payload = OP_TEXT, message.encode("utf-8")
+        else:
+            opcode, payload = OP_BINARY, bytes(message)
+        compressed = len(payload) >= self.config.threshold
+        if compressed:
+            payload = self.compress(payload)
+        if fragment_size <= 0 or len(payload) <= fragment_size:
+            return [encode_frame(opcode, payload, True, compressed)]
+        frames = []
+        for start in range(0, len(payload), fragment_size):
+            frames.append(encode_frame(opcode if start == 0 else OP_CONTINUATION,
+                                       payload[start:start + fragment_size],
+                                       start + fragment_size >= len(payload), compressed and start == 0))
+        return frames

@@ -16,6 +16,13 @@ from .http import HttpServer, Request, Response
 from .loop import Loop
 from .server import Connection, IoServer
 from .websocket import CloseCode, WsConnection, WsServer, broadcast
+from .app import App
+from .blacklist import IpBlackList
+from .flash import FlashPolicy
+from .http import HealthCheck, Responder, Router, StaticFiles
+from .origin import OriginCheck
+from .proxy import TrustedProxies
+from .session import SessionProvider
 
 __version__ = "0.1.0"
 
@@ -23,4 +30,6 @@ __all__ = [
     "ComponentInterface", "MessageComponent", "ComponentDecorator", "HttpServerInterface",
     "Loop", "IoServer", "Connection", "HttpServer", "Request", "Response",
     "WsServer", "WsConnection", "CloseCode", "broadcast",
+    "App", "Router", "StaticFiles", "Responder", "HealthCheck",
+    "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
 ]

@@ -39,7 +39,7 @@ class Connection:
     """
 
     __slots__ = (
-        "__dict__", "resource_id", "remote_address", "remote_port", "loop", "server",
+        "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
         "on_drain",
     )
@@ -48,7 +48,9 @@ class Connection:
 
     def __init__(self, server: "IoServer", sock: socket.socket, addr: Any) -> None:
         self.resource_id = next(_resource_ids)
-        self.remote_address = addr[0] if isinstance(addr, tuple) else str(addr)
+        host = addr[0] if isinstance(addr, tuple) else str(addr)
+        # A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d; show them as IPv4.
+        self.remote_address = host[7:] if host.startswith("::ffff:") and "." in host else host
         self.remote_port = addr[1] if isinstance(addr, tuple) and len(addr) > 1 else 0
         self.loop = server.loop
         self.server = server
@@ -194,8 +196,12 @@ class Connection:
         self._release()
 
     # -- closing -----------------------------------------------------------
-    def close(self) -> None:
-        """Close after everything written so far has been sent."""
+    def close(self, code: Any = None, reason: str = "") -> None:
+        """Close after everything written so far has been sent.
+
+        ``code`` and ``reason`` are accepted for symmetry with WebSocket
+        connections; a raw TCP connection has nowhere to put them.
+        """
         if self._state == Connection._OPEN:
             self._begin_close()
 
@@ -227,10 +233,14 @@ class Connection:
         self.loop.add_reader(self._sock, self._on_discard_readable)
 
     def _teardown(self) -> None:
-        if self._state == Connection._OPEN:
+        if self._state != Connection._CLOSED:
             self._state = Connection._CLOSING
-            self.server._connection_ended(self)
+        self.server._connection_ended(self)  # a no-op unless on_close is still owed
         self._release()
+
+    @property
+    def _released(self) -> bool:
+        return self._state == Connection._CLOSED
 
     def _release(self) -> None:
         if self._state == Connection._CLOSED:
@@ -303,6 +313,8 @@ class IoServer:
         except OSError:
             sock.close()
             raise
+        if not self._listeners:
+            self._bound = sock.getsockname()
         self._listeners.append(sock)
         self.loop.add_reader(sock, lambda: self._on_acceptable(sock))
         return sock
@@ -314,13 +326,13 @@ class IoServer:
 
     @property
     def address(self) -> str:
-        """The address the first listening socket is bound to."""
-        return self._listeners[0].getsockname()[0]
+        """The address the first listening socket is (or was) bound to."""
+        return self._bound[0]
 
     @property
     def port(self) -> int:
-        """The port the first listening socket is bound to (the real one for port 0)."""
-        return self._listeners[0].getsockname()[1]
+        """The port the first listening socket is (or was) bound to (the real one for port 0)."""
+        return self._bound[1]
 
     def _on_acceptable(self, listener: socket.socket) -> None:
         while True:
@@ -382,7 +394,8 @@ class IoServer:
         # The connection stops being usable: tell the component, exactly once.
         if conn in self.connections:
             self.connections.discard(conn)
-            self._lingering.add(conn)
+            if not conn._released:
+                self._lingering.add(conn)
             try:
                 self.component.on_close(conn)
             except Exception:

@@ -18,7 +18,6 @@ Tests synchronise on recorded events (a condition variable) or on
 
 import socket
 import threading
-import time
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -332,9 +331,3 @@ class Recorder(MessageComponent):
             return None
 
         return self.wait_for(find, timeout, "on_open of the client from port %d" % port)
-
-
-def deadline(timeout: float = DEFAULT_TIMEOUT) -> Callable[[], bool]:
-    """A callable that turns True once ``timeout`` seconds have passed."""
-    end = time.monotonic() + timeout
-    return lambda: time.monotonic() >= end

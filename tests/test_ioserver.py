@@ -399,6 +399,38 @@ def test_peer_half_close_still_gets_pending_bytes():
     assert rec.close_counts()[id(conn)] == 1
 
 
+def test_close_flushes_to_a_peer_that_is_still_sending():
+    # An "upload, then read the answer" peer: the server answers early (think
+    # HTTP 413) with more than the kernel takes at once and calls close().  The
+    # peer only reads once its upload is done, so the server must keep reading
+    # (and discarding) while it flushes -- as it already does while lingering
+    # after its FIN -- or both sides wait for each other until close_timeout and
+    # the final close() with unread input turns into a RST that destroys the answer.
+    answer = pattern(1024 * 1024)
+    upload = b"u" * (16 * 1024 * 1024)
+
+    def on_message(conn, msg):
+        if not getattr(conn, "answered", False):
+            conn.answered = True
+            conn.send(answer)
+            conn.close()
+
+    rec = Recorder(on_open_hook=small_send_buffer, on_message_hook=on_message)
+    with ServerThread(rec, close_timeout=2.0) as st:
+        with st.connect(rcvbuf=32 * 1024) as client:
+            client.sendall(b"go")
+            conn = rec.wait_closed(1)[0]
+            assert st.call(lambda: conn.buffered_amount) > 0
+            try:
+                client.sendall(upload)
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                pytest.fail("the upload was cut off (%s): the server stopped reading while "
+                            "flushing, then reset the connection" % exc)
+            received, was_reset = read_all_or_reset(client)
+    assert not was_reset
+    assert received == answer
+
+
 def test_peer_reset_midstream_gives_exactly_one_on_close():
     total = 8 * 1024 * 1024
     data = pattern(total)
@@ -722,6 +754,51 @@ def test_send_failing_on_a_dead_peer_does_not_call_on_close_reentrantly():
             b.close()
 
 
+@pytest.mark.parametrize("then", ["abort", "server.close()"])
+def test_dropping_a_connection_whose_send_just_failed_leaves_nothing_behind(then):
+    # send() to a dead peer defers the teardown to the next iteration (so that
+    # on_close never runs inside the caller's loop).  If the application, in
+    # the same callback, aborts that connection (or closes the server), it must
+    # still get exactly one on_close and be forgotten by the server, so that a
+    # later shutdown() does not wait for it until shutdown_timeout.
+    state = {}
+
+    def on_message(conn, msg):
+        target = state["b_conn"]
+        target.send(b"relayed: " + msg)           # fails: B's peer has reset
+        if then == "abort":
+            target.abort()
+        else:
+            conn.server.close()
+
+    rec = Recorder(on_message_hook=on_message)
+    with ServerThread(rec, use_server_run=True, shutdown_timeout=30.0) as st:
+        a = st.connect()
+        b = st.connect()
+        try:
+            a_conn = rec.wait_conn_for(a)
+            state["b_conn"] = b_conn = rec.wait_conn_for(b)
+            st.call(b_conn.pause_reading)          # the server has not noticed B's RST yet
+            reset(b)
+            a.sendall(b"hi")
+            rec.wait_closed_conn(b_conn)
+            st.sync()
+            st.sync()
+            if then == "abort":
+                a.close()                          # let A go too
+            rec.wait_closed_conn(a_conn)
+            st.sync()
+            left = st.call(lambda: (len(st.server.connections), len(st.server._lingering)))
+            assert left == (0, 0), "connections / lingering left behind: %r" % (left,)
+            st.loop.call_soon_threadsafe(st.server.shutdown)
+            stopped = st.join(timeout=5.0)
+        finally:
+            a.close()
+            b.close()
+    assert rec.kinds(b_conn) == ["open", "close"]
+    assert stopped, "shutdown() waited for a connection that is long gone"
+
+
 # -- reading control ---------------------------------------------------------------------------------
 
 def test_pause_and_resume_reading():
@@ -864,35 +941,3 @@ def test_accept_pauses_under_emfile_and_resumes():
             assert st.call(lambda: st.server._accept_paused) is False
         finally:
             client.close()
-
-
-def test_close_flushes_to_a_peer_that_is_still_sending():
-    # An "upload, then read the answer" peer: the server answers early (think
-    # HTTP 413) with more than the kernel takes at once and calls close().  The
-    # peer only reads once its upload is done, so the server must keep reading
-    # (and discarding) while it flushes -- as it already does while lingering
-    # after its FIN -- or both sides wait for each other until close_timeout and
-    # the final close() with unread input turns into a RST that destroys the answer.
-    answer = pattern(1024 * 1024)
-    upload = b"u" * (16 * 1024 * 1024)
-
-    def on_message(conn, msg):
-        if not getattr(conn, "answered", False):
-            conn.answered = True
-            conn.send(answer)
-            conn.close()
-
-    rec = Recorder(on_open_hook=small_send_buffer, on_message_hook=on_message)
-    with ServerThread(rec, close_timeout=2.0) as st:
-        with st.connect(rcvbuf=32 * 1024) as client:
-            client.sendall(b"go")
-            conn = rec.wait_closed(1)[0]
-            assert st.call(lambda: conn.buffered_amount) > 0
-            try:
-                client.sendall(upload)
-            except (ConnectionResetError, BrokenPipeError) as exc:
-                pytest.fail("the upload was cut off (%s): the server stopped reading while "
-                            "flushing, then reset the connection" % exc)
-            received, was_reset = read_all_or_reset(client)
-    assert not was_reset
-    assert received == answer

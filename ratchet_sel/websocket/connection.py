@@ -37,7 +37,7 @@ class WsConnection:
     connection dropped).  User attributes may be added freely.
     """
 
-    __slots__ = ("__dict__", "transport", "resource_id", "remote_address", "remote_port", "request",
+    __slots__ = ("__dict__", "__weakref__", "transport", "resource_id", "remote_address", "remote_port", "request",
                  "version", "subprotocol", "extension", "close_code", "close_reason",
                  "_server", "_parser", "_state", "_close_timer")
 

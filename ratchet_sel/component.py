@@ -84,3 +84,17 @@ class ComponentDecorator(MessageComponent):
 
     def on_error(self, conn: Any, exc: BaseException) -> None:
         self.component.on_error(conn, exc)
+
+    def on_shutdown(self, conn: Any) -> None:
+        """The server is stopping: let the wrapped component say goodbye, or close."""
+        handler = getattr(self.component, "on_shutdown", None)
+        if handler is not None:
+            handler(conn)
+        else:
+            conn.close()
+
+    def on_refuse(self, conn: Any) -> None:
+        """The server is full: let the wrapped component answer (e.g. 503), if it can."""
+        handler = getattr(self.component, "on_refuse", None)
+        if handler is not None:
+            handler(conn)

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 #: Bytes asked of the kernel per read.
 RECV_SIZE = 256 * 1024
 
+#: Default cap on simultaneous connections per server.
+DEFAULT_MAX_CONNECTIONS = 10000
+
 _resource_ids = itertools.count(1)
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -41,7 +44,7 @@ class Connection:
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
-        "on_drain",
+        "on_drain", "low_water", "_drain_armed",
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
@@ -60,8 +63,11 @@ class Connection:
         self._state = Connection._OPEN
         self._reading = False
         self._linger_timer: Any = None
-        #: Called with no argument when the write buffer has been flushed.
+        #: Called with no argument when the write buffer, having grown past
+        #: ``low_water`` bytes, has drained down to it.
         self.on_drain: Optional[Callable[[], Any]] = None
+        self.low_water = 0
+        self._drain_armed = False
 
     def __repr__(self) -> str:
         return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
@@ -145,6 +151,8 @@ class Connection:
             return
         if self._wbuf:
             self._wbuf += data
+            if len(self._wbuf) > self.low_water:
+                self._drain_armed = True
             return
         try:
             sent = self._sock.send(data)
@@ -156,6 +164,8 @@ class Connection:
         if sent < len(data):
             self._wbuf += memoryview(data)[sent:]
             self.loop.add_writer(self._sock, self._on_writable)
+            if len(self._wbuf) > self.low_water:
+                self._drain_armed = True
 
     write = send
 
@@ -169,16 +179,18 @@ class Connection:
             self._teardown()
             return
         del self._wbuf[:sent]
-        if self._wbuf:
-            return
-        self.loop.remove_writer(self._sock)
-        if self._state == Connection._CLOSING:
-            self._shutdown_write()
-        elif self.on_drain is not None:
-            try:
-                self.on_drain()
-            except Exception as exc:
-                self.server._report_error(self, exc)
+        if not self._wbuf:
+            self.loop.remove_writer(self._sock)
+            if self._state == Connection._CLOSING:
+                self._shutdown_write()
+                return
+        if self._drain_armed and len(self._wbuf) <= self.low_water and self._state == Connection._OPEN:
+            self._drain_armed = False
+            if self.on_drain is not None:
+                try:
+                    self.on_drain()
+                except Exception as exc:
+                    self.server._report_error(self, exc)
 
     def _write_failed(self, exc: OSError) -> None:
         # send() is called from application code, often inside a loop over
@@ -268,14 +280,21 @@ class IoServer:
     ``component`` gets ``on_open(conn)``, ``on_message(conn, data: bytes)``,
     ``on_close(conn)`` and ``on_error(conn, exc)``.  ``address`` may be IPv4 or
     IPv6 (``"::"`` listens dual-stack); ``port=0`` picks a free port, readable as
-    :attr:`port`.  ``close_timeout`` bounds how long a closing connection waits
-    to flush its bytes and for the peer's FIN.
+    :attr:`port`.
+
+    Limits: ``max_connections`` (10,000; ``None`` for no limit): a connection
+    past it is handed to ``component.on_refuse(conn)`` (WebSocket and HTTP
+    servers answer 503) or closed, and logged.  ``close_timeout`` (5 s) bounds
+    how long a closing connection may take to flush and to see the peer's FIN;
+    ``shutdown_timeout`` (5 s) bounds a graceful :meth:`shutdown`.
     """
 
     def __init__(self, component: Any, address: str = "0.0.0.0", port: int = 80,
                  loop: Optional[Loop] = None, *, backlog: int = 1024,
+                 max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
                  close_timeout: float = 5.0, shutdown_timeout: float = 5.0) -> None:
         self.component = component
+        self.max_connections = max_connections
         own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
@@ -373,12 +392,24 @@ class IoServer:
         except OSError:
             pass
         conn = Connection(self, sock, addr)
+        if self.max_connections is not None and len(self.connections) >= self.max_connections:
+            self._refuse(conn)
+            return
         self.connections.add(conn)
         conn._start_reading()
         try:
             self.component.on_open(conn)
         except Exception as exc:
             self._report_error(conn, exc)
+
+    def _refuse(self, conn: Connection) -> None:
+        log.warning("%r: refused, %d connections is the limit", conn, self.max_connections)
+        handler = getattr(self.component, "on_refuse", None)
+        try:
+            if handler is not None:
+                handler(conn)
+        finally:
+            conn.close()
 
     # -- connection events -----------------------------------------------------
     def _report_error(self, conn: Connection, exc: Exception) -> None:

@@ -7,7 +7,7 @@ from ..component import MessageComponent
 from .request import HttpError, Request, RequestParser
 from .response import Response, error_response
 
-__all__ = ["HttpServer", "RequestReader", "refuse", "send_response"]
+__all__ = ["HttpServer", "RequestReader", "refuse", "refuse_over_capacity", "send_response"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,11 @@ def refuse(conn: Any, status: int, reason: str, headers: Optional[Dict[str, str]
     """Answer ``conn`` with an error status and a reason, log it, and close."""
     log.info("%r: refused with %d: %s", conn, status, reason)
     send_response(conn, error_response(status, reason, headers))
+
+
+def refuse_over_capacity(conn: Any) -> None:
+    """503 for a connection past the server's connection limit."""
+    refuse(conn, 503, "Server at capacity; try again later", {"Retry-After": "5"})
 
 
 class _Pending:
@@ -137,6 +142,10 @@ class HttpServer(MessageComponent):
             log.error("%r: error before the request was complete: %r", conn, exc)
             self._reader.forget(conn)
             refuse(conn, 500, "Internal Server Error")
+
+    def on_refuse(self, conn: Any) -> None:
+        """Answer a connection the server has no room for."""
+        refuse_over_capacity(conn)
 
     def on_shutdown(self, conn: Any) -> None:
         """Pass a server shutdown on to the component, or just close."""

@@ -39,7 +39,8 @@ class WsConnection:
 
     __slots__ = ("__dict__", "__weakref__", "transport", "resource_id", "remote_address", "remote_port", "request",
                  "version", "subprotocol", "extension", "close_code", "close_reason",
-                 "_server", "_parser", "_state", "_close_timer")
+                 "dropped_messages", "_server", "_parser", "_state", "_close_timer",
+                 "_ping_outstanding", "_last_seen")
 
     def __init__(self, server: Any, transport: Any, request: Any, version: str,
                  subprotocol: Optional[str], parser: Any, extension: Any = None) -> None:
@@ -57,6 +58,10 @@ class WsConnection:
         self._parser = parser
         self._state = _OPEN
         self._close_timer: Any = None
+        #: Messages not sent because the client was not reading (policy "drop").
+        self.dropped_messages = 0
+        self._ping_outstanding = False
+        self._last_seen = transport.loop.time()
 
     def __repr__(self) -> str:
         return "<WsConnection #%d %s %s>" % (self.resource_id, self.remote_address, self.version)
@@ -86,9 +91,13 @@ class WsConnection:
         if self._state is not _OPEN:
             log.debug("%r: message dropped, the connection is %s", self, self._state)
             return
+        transport = self.transport
         if fragment_size > 0 or self.extension is not None:
-            for frame in self._encode(message, fragment_size):
-                self.transport.send(frame)
+            frames = self._encode(message, fragment_size)
+            if transport.buffered_amount and not self._room_for(sum(len(f) for f in frames)):
+                return
+            for frame in frames:
+                transport.send(frame)
             return
         if message.__class__ is str:
             payload: Any = message.encode("utf-8")  # type: ignore[union-attr]
@@ -96,11 +105,20 @@ class WsConnection:
         else:
             payload = message
             opcode = OP_BINARY
+        if transport.buffered_amount and not self._room_for(len(payload) + 10):
+            return
         if len(payload) <= _COALESCE_LIMIT:
-            self.transport.send(frame_header(opcode, len(payload)) + payload)
+            transport.send(frame_header(opcode, len(payload)) + payload)
         else:
-            self.transport.send(frame_header(opcode, len(payload)))
-            self.transport.send(payload)
+            transport.send(frame_header(opcode, len(payload)))
+            transport.send(payload)
+
+    def _room_for(self, size: int) -> bool:
+        """May ``size`` more bytes be buffered?  If not, the server's slow-client policy acts."""
+        if self.transport.buffered_amount + size <= self._server.write_limit:
+            return True
+        self._server._write_limit_reached(self)
+        return False
 
     def _encode(self, message: Any, fragment_size: int = 0) -> List[bytes]:
         if self.extension is not None:
@@ -157,6 +175,7 @@ class WsConnection:
     # -- receiving -----------------------------------------------------------------
     def _data_received(self, data: bytes) -> None:
         server = self._server
+        self._ping_outstanding = False  # any traffic proves the peer alive
         for event in self._parser.feed(data):
             kind = event.__class__
             if kind is Message:
@@ -221,7 +240,9 @@ class HixieConnection(WsConnection):
         if not isinstance(message, str):
             raise TypeError("a %s connection cannot send binary messages" % self.version)
         if self._state is _OPEN:
-            self.transport.send(hixie.encode_text(message))
+            frame = hixie.encode_text(message)
+            if not self.transport.buffered_amount or self._room_for(len(frame)):
+                self.transport.send(frame)
 
     def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
         pass  # the drafts have no control frames besides closing
@@ -255,6 +276,8 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
             frames = shared.get(key)
             if frames is None:
                 frames = shared[key] = b"".join(conn._encode(message))
+            if conn.transport.buffered_amount and not conn._room_for(len(frames)):
+                continue
             conn.transport.send(frames)
         else:
             conn.send(message)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from ..component import HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
-from ..http.server import RequestReader, refuse, send_response
+from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
 from . import hixie
 from .connection import HixieConnection, WsConnection
 from .deflate import PerMessageDeflate
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: Default largest message (after decompression) a client may send: 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+#: Default most bytes buffered for one client before the slow-client policy acts: 8 MiB.
+DEFAULT_WRITE_LIMIT = 8 * 1024 * 1024
 
 ALL_VERSIONS = ("rfc6455", "hybi-10", "hixie-76", "hixie-75")
 _DRAFTS = ("hixie-76", "hixie-75")
@@ -50,6 +52,14 @@ class WsServer(HttpServerInterface):
       which none is supported, instead of answering without one.
     - ``http_handler(request) -> Response``: answers requests that are not
       upgrades (by default 426 Upgrade Required).
+    - ``write_limit`` (8 MiB): the most bytes buffered for a client that does
+      not read.  ``slow_client_policy`` says what happens past it: ``"close"``
+      (default: close with 1008 and a reason) or ``"drop"`` (drop the
+      messages that do not fit; ``conn.dropped_messages`` counts them).  The
+      application's ``on_drain(conn)``, if any, is called when the buffer is
+      back down to ``write_low_water`` (a quarter of the limit).
+    - ``idle_timeout`` (off): close (1001) connections silent for that long.
+      See also :meth:`enable_keepalive`.
     - ``compression``: a :class:`~ratchet_sel.websocket.deflate.PerMessageDeflate`
       (the default, with its defaults) to negotiate permessage-deflate with
       clients that offer it, or ``None`` to never compress.
@@ -61,7 +71,11 @@ class WsServer(HttpServerInterface):
                  max_frame_size: Optional[int] = None, close_timeout: float = 5.0,
                  handshake_timeout: float = 10.0, strict_subprotocols: bool = False,
                  http_handler: Optional[Callable[[Request], Optional[Response]]] = None,
-                 max_header_bytes: int = 65536, compression: Any = _DEFAULT_COMPRESSION) -> None:
+                 max_header_bytes: int = 65536, compression: Any = _DEFAULT_COMPRESSION,
+                 write_limit: int = DEFAULT_WRITE_LIMIT, write_low_water: Optional[int] = None,
+                 slow_client_policy: str = "close", idle_timeout: Optional[float] = None) -> None:
+        if slow_client_policy not in ("close", "drop"):
+            raise ValueError("slow_client_policy must be 'close' or 'drop'")
         self.component = component
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
@@ -78,11 +92,77 @@ class WsServer(HttpServerInterface):
         self._reader = RequestReader(self._handshake, request_timeout=handshake_timeout,
                                      max_header_bytes=max_header_bytes)
         self._on_pong = getattr(component, "on_pong", None)
+        self._on_drain = getattr(component, "on_drain", None)
+        self.write_limit = write_limit
+        self.write_low_water = write_limit // 4 if write_low_water is None else write_low_water
+        self.slow_client_policy = slow_client_policy
+        self.idle_timeout = idle_timeout
+        self.keepalive_interval: Optional[float] = None
+        self._timers: Dict[str, Any] = {}
 
     # -- configuration -----------------------------------------------------------
     def disable_version(self, version: str) -> None:
         """Stop accepting one protocol version (``"hybi-10"``, ...), as Ratchet's disableVersion."""
         self.enabled_versions.discard(version)
+
+    def enable_keepalive(self, interval: float = 30.0) -> None:
+        """Ping every connection each ``interval`` seconds; close (1011) those that
+        sent nothing since the previous ping, as Ratchet's enableKeepAlive does."""
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.keepalive_interval = interval
+        self._cancel_timer("keepalive")
+        self._start_timers()
+
+    def _start_timers(self, loop: Any = None) -> None:
+        if loop is None:
+            if not self.connections:
+                return  # started with the first connection
+            loop = next(iter(self.connections)).loop
+        if self.keepalive_interval and "keepalive" not in self._timers:
+            self._timers["keepalive"] = loop.call_every(self.keepalive_interval, self._keepalive)
+        if self.idle_timeout and "idle" not in self._timers:
+            self._timers["idle"] = loop.call_every(max(self.idle_timeout / 4, 0.05), self._close_idle)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _keepalive(self) -> None:
+        for ws in list(self.connections.values()):
+            if not ws.is_open or isinstance(ws, HixieConnection):
+                continue
+            if ws._ping_outstanding:
+                log.info("%r: no answer to the keepalive ping; closing", ws)
+                ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            else:
+                ws._ping_outstanding = True
+                ws.ping(b"keepalive")
+
+    def _close_idle(self) -> None:
+        for ws in list(self.connections.values()):
+            if ws.is_open and ws.loop.time() - ws._last_seen > self.idle_timeout:
+                log.info("%r: idle for %g s; closing", ws, self.idle_timeout)
+                ws.close(CloseCode.GOING_AWAY, "idle timeout")
+
+    def _write_limit_reached(self, ws: WsConnection) -> None:
+        if self.slow_client_policy == "drop":
+            ws.dropped_messages += 1
+            if ws.dropped_messages == 1:
+                log.info("%r: client not reading; dropping messages past %d buffered bytes",
+                         ws, self.write_limit)
+            return
+        log.warning("%r: client not reading; %d bytes buffered; closing with 1008",
+                    ws, ws.buffered_amount)
+        ws.close(CloseCode.POLICY_VIOLATION, "client too slow: write buffer limit exceeded")
+
+    def _drained(self, ws: WsConnection) -> None:
+        if self._on_drain is not None and ws.is_open:
+            try:
+                self._on_drain(ws)
+            except Exception as exc:
+                self._app_error(ws, exc)
 
     @property
     def subprotocols(self) -> Iterable[str]:
@@ -99,6 +179,8 @@ class WsServer(HttpServerInterface):
     def on_message(self, conn: Any, data: bytes) -> None:
         ws = self.connections.get(conn)
         if ws is not None:
+            if self.idle_timeout:
+                ws._last_seen = conn.loop.time()
             ws._data_received(data)
         elif conn in self._awaiting_key3:
             self._key3_received(conn, data)
@@ -217,8 +299,17 @@ class WsServer(HttpServerInterface):
         return ", ".join(number for number, name in SUPPORTED_VERSIONS.items()
                          if name in self.enabled_versions)
 
+    def on_refuse(self, conn: Any) -> None:
+        """Answer a connection the server has no room for: 503."""
+        refuse_over_capacity(conn)
+
     def _open(self, ws: WsConnection, rest: bytes) -> None:
         self.connections[ws.transport] = ws
+        if self._on_drain is not None:
+            ws.transport.low_water = self.write_low_water
+            ws.transport.on_drain = lambda: self._drained(ws)
+        if (self.keepalive_interval or self.idle_timeout) and len(self._timers) < 2:
+            self._start_timers(ws.loop)
         log.debug("%r: open (%s%s)", ws, ws.request.path,
                   ", subprotocol " + ws.subprotocol if ws.subprotocol else "")
         try:

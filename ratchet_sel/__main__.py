@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
                              help="largest message a client may send; larger closes with 1009 "
                                   "(default: %(default)s)")
+        command.add_argument("--certfile", help="PEM certificate (chain): serve wss:// with TLS")
+        command.add_argument("--keyfile", help="PEM private key for --certfile (if not in it)")
+        command.add_argument("--tls-port", type=int, metavar="PORT",
+                             help="with --certfile: serve TLS on this port and plain on --port; "
+                                  "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
                              help="do not negotiate permessage-deflate (RFC 7692)")
         command.add_argument("--log-level", default="INFO",
@@ -55,16 +60,39 @@ def main(argv: Optional[List[str]] = None) -> int:
         ws = WsServer(Echo(), **options)
     else:
         ws = WsServer(Chat(), http_handler=chat_page, **options)
+    context = None
+    if args.certfile:
+        import ssl  # only here: a Python without OpenSSL still serves plain ws://
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("cannot load the certificate %s: %s", args.certfile, exc)
+            return 1
+    elif args.keyfile or args.tls_port is not None:
+        log.error("--keyfile and --tls-port need --certfile")
+        return 2
     try:
-        server = IoServer(ws, args.host, args.port)
+        if context is not None and args.tls_port is None:
+            server = IoServer(ws, args.host, args.port, ssl_context=context)
+            listeners = [(True, server.socket)]
+        else:
+            server = IoServer(ws, args.host, args.port)
+            listeners = [(False, server.socket)]
+            if context is not None:
+                listeners.append((True, server.listen(args.host, args.tls_port, ssl_context=context)))
     except OSError as exc:
-        log.error("cannot listen on %s port %d: %s", args.host, args.port, exc)
+        log.error("cannot listen on %s: %s", args.host, exc)
         return 1
-    if args.command == "echo":
-        log.info("echo server listening on %s", _url("ws", server.address, server.port))
-    else:
-        log.info("chat demo listening on %s (WebSocket %s)", _url("http", server.address, server.port),
-                 _url("ws", server.address, server.port))
+    for secure, sock in listeners:
+        host, port = sock.getsockname()[:2]
+        ws_url = _url("wss" if secure else "ws", host, port)
+        if args.command == "echo":
+            log.info("echo server listening on %s", ws_url)
+        else:
+            log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
+                     ws_url)
     server.run()
     log.info("stopped")
     return 0

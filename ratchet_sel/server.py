@@ -13,9 +13,14 @@ import itertools
 import logging
 import signal
 import socket
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from .loop import Loop
+
+try:  # a Python built without OpenSSL still serves plain TCP
+    import ssl
+except ImportError:  # pragma: no cover
+    ssl = None  # type: ignore[assignment]
 
 __all__ = ["IoServer", "Connection"]
 
@@ -28,6 +33,11 @@ RECV_SIZE = 256 * 1024
 DEFAULT_MAX_CONNECTIONS = 10000
 
 _resource_ids = itertools.count(1)
+
+# "Try again later" from a plain or a TLS socket.
+_WOULD_BLOCK: tuple = (BlockingIOError, InterruptedError)
+if ssl is not None:
+    _WOULD_BLOCK += (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -48,6 +58,9 @@ class Connection:
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
+
+    #: True for connections that arrived over TLS.
+    is_secure = False
 
     def __init__(self, server: "IoServer", sock: socket.socket, addr: Any) -> None:
         self.resource_id = next(_resource_ids)
@@ -107,7 +120,7 @@ class Connection:
     def _on_readable(self) -> None:
         try:
             data = self._sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        except _WOULD_BLOCK:
             return
         except OSError as exc:
             log.debug("%r: read failed: %s", self, exc)
@@ -134,7 +147,7 @@ class Connection:
             while True:
                 if not self._sock.recv(RECV_SIZE):
                     break
-        except (BlockingIOError, InterruptedError):
+        except _WOULD_BLOCK:
             return
         except OSError:
             self._release()
@@ -156,7 +169,7 @@ class Connection:
             return
         try:
             sent = self._sock.send(data)
-        except (BlockingIOError, InterruptedError):
+        except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
             self._write_failed(exc)
@@ -172,7 +185,7 @@ class Connection:
     def _on_writable(self) -> None:
         try:
             sent = self._sock.send(self._wbuf)
-        except (BlockingIOError, InterruptedError):
+        except _WOULD_BLOCK:
             return
         except OSError as exc:
             log.debug("%r: write failed: %s", self, exc)
@@ -270,6 +283,91 @@ class Connection:
         self.server._connection_released(self)
 
 
+class TlsConnection(Connection):
+    """A connection on a TLS listener: the handshake runs in the loop first.
+
+    The component sees the connection (``on_open``) only once the TLS
+    handshake has succeeded; a client that fails it or stalls past
+    ``tls_handshake_timeout`` is dropped and logged, unseen.
+    """
+
+    __slots__ = ("_handshake_timer",)
+
+    is_secure = True
+
+    def _start_handshake(self, timeout: float) -> None:
+        self._handshake_timer = self.loop.call_later(timeout, self._handshake_timed_out)
+        self.loop.add_reader(self._sock, self._on_handshake_io)
+        self._on_handshake_io()
+
+    def _on_handshake_io(self) -> None:
+        try:
+            self._sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.loop.remove_writer(self._sock)
+            return
+        except ssl.SSLWantWriteError:
+            self.loop.add_writer(self._sock, self._on_handshake_io)
+            return
+        except (OSError, ValueError) as exc:
+            log.info("%r: TLS handshake failed: %s", self, exc)
+            self._end_handshake()
+            self._release()
+            return
+        self._end_handshake()
+        self.server._established(self)
+
+    def _end_handshake(self) -> None:
+        self._handshake_timer.cancel()
+        self.loop.forget(self._sock)
+        self.server._handshaking.discard(self)
+
+    def _handshake_timed_out(self) -> None:
+        log.info("%r: TLS handshake not complete in time; dropping", self)
+        self._end_handshake()
+        self._release()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.unwrap()  # sends close_notify; the peer's answer is not awaited
+        except (OSError, ValueError):
+            pass
+        super()._shutdown_write()
+
+    def _on_readable(self) -> None:
+        # One recv() yields at most one TLS record, and decrypted bytes may wait
+        # inside the TLS object where the selector cannot see them: read
+        # until the TLS layer has nothing more.
+        chunks = []
+        size = 0
+        eof = False
+        sock = self._sock
+        while size < RECV_SIZE:
+            try:
+                chunk = sock.recv(RECV_SIZE)
+            except _WOULD_BLOCK:
+                break
+            except OSError as exc:
+                log.debug("%r: read failed: %s", self, exc)
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if chunks:
+            try:
+                self._component.on_message(self, b"".join(chunks) if len(chunks) > 1 else chunks[0])
+            except Exception as exc:
+                self.server._report_error(self, exc)
+        if eof and self._state == Connection._OPEN:
+            if self._wbuf:
+                self._begin_close()
+            else:
+                self._teardown()
+
+
 def _is_ipv6(address: str) -> bool:
     return ":" in address
 
@@ -280,7 +378,8 @@ class IoServer:
     ``component`` gets ``on_open(conn)``, ``on_message(conn, data: bytes)``,
     ``on_close(conn)`` and ``on_error(conn, exc)``.  ``address`` may be IPv4 or
     IPv6 (``"::"`` listens dual-stack); ``port=0`` picks a free port, readable as
-    :attr:`port`.
+    :attr:`port`.  ``ssl_context`` makes the listener speak TLS; :meth:`listen`
+    adds more listeners (plain and TLS side by side).
 
     Limits: ``max_connections`` (10,000; ``None`` for no limit): a connection
     past it is handed to ``component.on_refuse(conn)`` (WebSocket and HTTP
@@ -292,9 +391,13 @@ class IoServer:
     def __init__(self, component: Any, address: str = "0.0.0.0", port: int = 80,
                  loop: Optional[Loop] = None, *, backlog: int = 1024,
                  max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+                 ssl_context: Any = None, tls_handshake_timeout: float = 10.0,
                  close_timeout: float = 5.0, shutdown_timeout: float = 5.0) -> None:
         self.component = component
         self.max_connections = max_connections
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self._contexts: Dict[socket.socket, Any] = {}
+        self._handshaking: Set[Connection] = set()
         own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
@@ -306,7 +409,7 @@ class IoServer:
         self._shutting_down = False
         self._shutdown_timer: Any = None
         try:
-            self.listen(address, port, backlog=backlog)
+            self.listen(address, port, backlog=backlog, ssl_context=ssl_context)
         except BaseException:
             if own_loop:
                 self.loop.close()
@@ -318,8 +421,13 @@ class IoServer:
         return cls(component, address, port, **kwargs)
 
     # -- listening -----------------------------------------------------------
-    def listen(self, address: str, port: int, *, backlog: int = 1024) -> socket.socket:
-        """Listen on one more address (e.g. IPv6 beside IPv4); returns the socket."""
+    def listen(self, address: str, port: int, *, backlog: int = 1024,
+               ssl_context: Any = None) -> socket.socket:
+        """Listen on one more address (IPv6 beside IPv4, TLS beside plain); returns the socket.
+
+        With ``ssl_context`` (an :class:`ssl.SSLContext` for the server side)
+        connections on this address speak TLS (``wss://``).
+        """
         family = socket.AF_INET6 if _is_ipv6(address) else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -335,6 +443,7 @@ class IoServer:
         if not self._listeners:
             self._bound = sock.getsockname()
         self._listeners.append(sock)
+        self._contexts[sock] = ssl_context
         self.loop.add_reader(sock, lambda: self._on_acceptable(sock))
         return sock
 
@@ -357,7 +466,7 @@ class IoServer:
         while True:
             try:
                 sock, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
+            except _WOULD_BLOCK:
                 return
             except OSError as exc:
                 if exc.errno in _ACCEPT_RETRY_ERRNOS:
@@ -368,7 +477,7 @@ class IoServer:
                     return
                 log.debug("accept failed: %s", exc)
                 continue
-            self._open(sock, addr)
+            self._open(sock, addr, self._contexts.get(listener))
 
     def _pause_accepting(self, delay: float) -> None:
         if self._accept_paused:
@@ -385,16 +494,36 @@ class IoServer:
 
         self.loop.call_later(delay, resume)
 
-    def _open(self, sock: socket.socket, addr: Any) -> None:
+    def _open(self, sock: socket.socket, addr: Any, ssl_context: Any = None) -> None:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        conn = Connection(self, sock, addr)
-        if self.max_connections is not None and len(self.connections) >= self.max_connections:
-            self._refuse(conn)
+        over_limit = (self.max_connections is not None
+                      and len(self.connections) + len(self._handshaking) >= self.max_connections)
+        if ssl_context is None:
+            conn = Connection(self, sock, addr)
+            if over_limit:
+                self._refuse(conn)
+            else:
+                self._established(conn)
             return
+        try:
+            tls_sock = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            log.info("cannot start TLS with %s: %s", addr, exc)
+            sock.close()
+            return
+        tls_conn = TlsConnection(self, tls_sock, addr)
+        if over_limit:
+            tls_conn.abort()  # no room: not even worth a TLS handshake
+            log.warning("%r: refused, %d connections is the limit", tls_conn, self.max_connections)
+            return
+        self._handshaking.add(tls_conn)
+        tls_conn._start_handshake(self.tls_handshake_timeout)
+
+    def _established(self, conn: Connection) -> None:
         self.connections.add(conn)
         conn._start_reading()
         try:
@@ -454,6 +583,10 @@ class IoServer:
             self.loop.forget(listener)
             listener.close()
         self._listeners = []
+        self._contexts.clear()
+        for conn in list(self._handshaking):
+            conn._end_handshake()
+            conn._release()
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stop gracefully: stop accepting, ask every connection to close, stop the loop.

@@ -57,8 +57,11 @@ class WsClient:
     """Connects, upgrades, and sends/receives frames with blocking calls."""
 
     def __init__(self, port: int, path: str = "/", version: Optional[str] = "13",
-                 extra: Optional[List[Tuple[str, str]]] = None, timeout: float = 10.0) -> None:
+                 extra: Optional[List[Tuple[str, str]]] = None, timeout: float = 10.0,
+                 tls: Any = None) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.sock.sendall(upgrade_request(path, version, extra=extra))
         self.status, self.headers, rest = read_response(self.sock)
         self.parser = FrameParser(require_mask=False, max_message_size=1 << 31)

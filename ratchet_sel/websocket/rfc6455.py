@@ -186,9 +186,16 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
+# Headers of unmasked final text/binary frames under 126 bytes, the most
+# common frames a server sends.
+_SMALL_HEADERS = {opcode: [bytes((0x80 | opcode, n)) for n in range(126)] for opcode in (OP_TEXT, OP_BINARY)}
+
+
 def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,
                  masked: bool = False) -> bytes:
     """The 2-10 byte header of a frame (without the masking key)."""
+    if length < 126 and fin and not rsv1 and not masked and opcode in _SMALL_HEADERS:
+        return _SMALL_HEADERS[opcode][length]
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     mask_bit = 0x80 if masked else 0
     if length < 126:
@@ -263,6 +270,7 @@ class FrameParser:
         self.max_frame_size = max_frame_size if max_frame_size is not None else max_message_size
         self.require_mask = require_mask
         self.extension = extension
+        self._single_frame_limit = min(self.max_frame_size, max_message_size)
         self._buffer = bytearray()
         self._done = False               # after a Close or a Failure
         # the frame whose payload is being read (None: expecting a header)
@@ -346,9 +354,25 @@ class FrameParser:
                 header += 4
                 if end - pos < header:
                     return pos
-            self._check_header(first, opcode, fin, masked, length)
-
             payload_start = pos + header
+            if (fin and masked and not first & 0x70 and (opcode == OP_TEXT or opcode == OP_BINARY)
+                    and end - payload_start >= length and length <= self._single_frame_limit
+                    and self._message_opcode is None):
+                # The common case, already valid by the checks above: a whole
+                # unfragmented, uncompressed, masked message within the limits.
+                payload = apply_mask(buf[payload_start:payload_start + length],
+                                     bytes(buf[payload_start - 4:payload_start]))
+                pos = payload_start + length
+                if opcode == OP_TEXT:
+                    try:
+                        events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
+                    except UnicodeDecodeError:
+                        raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                else:
+                    events.append(Message(payload))
+                continue
+
+            self._check_header(first, opcode, fin, masked, length)
             if opcode >= OP_CLOSE:
                 if end - payload_start < length:
                     return pos  # control frames are small: wait for all of it
@@ -357,22 +381,6 @@ class FrameParser:
                     payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
                 pos = payload_start + length
                 events.append(self._control_event(opcode, bytes(payload)))
-                continue
-
-            if (fin and opcode != OP_CONTINUATION and end - payload_start >= length
-                    and not first & 0x40):
-                # The common case: a whole unfragmented, uncompressed message.
-                payload = buf[payload_start:payload_start + length]
-                if masked:
-                    payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
-                pos = payload_start + length
-                if opcode == OP_TEXT:
-                    try:
-                        events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
-                    except UnicodeDecodeError:
-                        raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
-                else:
-                    events.append(Message(bytes(payload)))
                 continue
 
             if opcode != OP_CONTINUATION:

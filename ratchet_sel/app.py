@@ -28,6 +28,18 @@ from .websocket.server import WsServer
 
 __all__ = ["App", "speaks_http"]
 
+
+def _tls_context(certfile: Optional[str], keyfile: Optional[str]) -> Any:
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("keyfile needs certfile")
+        return None
+    import ssl  # only when asked for: a Python without OpenSSL still serves plain HTTP
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
 log = logging.getLogger(__name__)
 
 #: The methods App routes accept, as in Ratchet (``HEAD`` comes with ``GET``).
@@ -55,26 +67,34 @@ class App:
     ignored) against ``http_host``, or the route's own ``http_host``.  The
     server socket is bound here; ``run()`` serves until SIGINT/SIGTERM.
 
+    As in Ratchet, each ``WsServer`` that ``route()`` creates pings its
+    connections every ``keepalive`` seconds (30; ``None`` turns it off) and
+    closes those that stay silent.
+
     Keywords beyond Ratchet's: ``trusted_proxies`` (addresses or networks of
     reverse proxies whose ``proxy_header`` names the client, see
     :class:`~ratchet_sel.proxy.TrustedProxies`); ``flash_port`` (Ratchet
     always serves the Flash policy on 843, or 8843 when not on port 80; here
     it is off unless a port is given, since only legacy Flash shims use it;
     :attr:`flash_policy` is kept up to date either way); and ``http_options``
-    for :class:`~ratchet_sel.http.HttpServer` (limits, timeouts).
+    for :class:`~ratchet_sel.http.HttpServer` (limits, timeouts); ``certfile``
+    and ``keyfile`` (PEM) to serve ``https://``/``wss://`` directly.
     """
 
     def __init__(self, http_host: str = "localhost", port: int = 8080, address: str = "127.0.0.1",
                  loop: Optional[Loop] = None, *, trusted_proxies: Optional[Iterable[str]] = None,
                  proxy_header: str = "X-Forwarded-For", flash_port: Optional[int] = None,
-                 **http_options: Any) -> None:
+                 keepalive: Optional[float] = 30.0, certfile: Optional[str] = None,
+                 keyfile: Optional[str] = None, **http_options: Any) -> None:
         self.http_host = http_host
+        self.keepalive = keepalive
         self.router = Router()
         stack: Any = self.router
         if trusted_proxies:
             stack = TrustedProxies(stack, trusted_proxies, header=proxy_header)
         self.http = HttpServer(stack, **http_options)
-        self.server = IoServer(self.http, address, port, loop)
+        self.server = IoServer(self.http, address, port, loop, ssl_context=_tls_context(certfile, keyfile))
+        self.is_secure = certfile is not None
         self.loop = self.server.loop
         self.port = self.server.port
         self.flash_policy = FlashPolicy()
@@ -90,13 +110,13 @@ class App:
         """Serve ``component`` at ``path`` (exact, or a pattern such as ``/room/{name}``).
 
         A component that does not speak HTTP itself is wrapped in
-        :class:`~ratchet_sel.WsServer`.  ``allowed_origins`` defaults to
+        :class:`~ratchet_sel.WsServer` (with keepalive pings).  ``allowed_origins`` defaults to
         ``[http_host]``; unless it is ``"*"`` the component is wrapped in
         :class:`~ratchet_sel.OriginCheck` (which refuses requests without an
         Origin: pass ``"*"`` for pages that browsers navigate to).  Returns
         the decorated component, as Ratchet does.
         """
-        decorated = component if speaks_http(component) else WsServer(component)
+        decorated = component if speaks_http(component) else self._websocket(component)
         host = http_host if http_host is not None else self.http_host
         origins = self._origins(allowed_origins, host)
         if origins != ["*"]:
@@ -114,12 +134,19 @@ class App:
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM (open WebSocket connections get close 1001)."""
-        log.info("listening on http://%s:%d/ for host %s", self.server.address, self.port, self.http_host)
+        log.info("listening on %s://%s:%d/ for host %s", "https" if self.is_secure else "http",
+                 self.server.address, self.port, self.http_host)
         try:
             self.server.run()
         finally:
             if self.flash_server is not None:
                 self.flash_server.close()
+
+    def _websocket(self, component: Any) -> WsServer:
+        server = WsServer(component)
+        if self.keepalive:
+            server.enable_keepalive(self.keepalive)
+        return server
 
     @staticmethod
     def _origins(allowed: Union[str, Iterable[str], None], host: str) -> List[str]:

@@ -153,6 +153,12 @@ class FlashPolicy(MessageComponent):
             self._forget(conn)
             conn.close()
 
+    def on_refuse(self, conn: Any) -> None:
+        """The server is full: let the wrapped component answer (e.g. 503), if there is one."""
+        handler = getattr(self.component, "on_refuse", None)
+        if handler is not None:
+            handler(conn)
+
     def _pass_on(self, conn: Any, data: Any) -> None:
         self._forget(conn)
         self._passed.add(conn)

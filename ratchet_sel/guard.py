@@ -1,10 +1,10 @@
-"""Bases for decorators that stand in a component stack: pass-through and admission.
+"""Guard: the base of decorators that admit or refuse each connection.
 
 A decorator in the HTTP layer (between :class:`~ratchet_sel.http.HttpServer`
 and :class:`~ratchet_sel.WsServer`) sees the transport connection and the
 parsed request; above ``WsServer`` it sees the
 :class:`~ratchet_sel.WsConnection`, whose ``request`` is the upgrade request.
-Both bases here work in either place.
+Guards work in either place.
 
 :class:`Guard` keeps the stack's promise that ``on_close`` follows ``on_open``
 exactly once: a connection it refuses never reaches the wrapped component, so
@@ -19,7 +19,7 @@ from .http.server import refuse
 from .websocket.connection import WsConnection
 from .websocket.rfc6455 import CloseCode
 
-__all__ = ["PassThrough", "Guard", "Refusal", "refuse_connection", "request_of"]
+__all__ = ["Guard", "Refusal", "refuse_connection", "request_of"]
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +58,7 @@ def refuse_connection(conn: Any, status: int, reason: str,
         refuse(conn, status, reason, headers)
 
 
-class PassThrough(ComponentDecorator):
-    """A decorator that passes every event on, including a server shutdown.
-
-    ``on_shutdown`` matters below ``WsServer``: without it the server would
-    close WebSocket connections without their 1001 close frame.
-    """
-
-    def on_shutdown(self, conn: Any) -> None:
-        """Hand a server shutdown to the wrapped component, or just close."""
-        handler = getattr(self.component, "on_shutdown", None)
-        if handler is not None:
-            handler(conn)
-        else:
-            conn.close()
-
-
-class Guard(PassThrough):
+class Guard(ComponentDecorator):
     """A decorator that admits or refuses each connection when it opens.
 
     Subclasses implement :meth:`check`.  An admitted connection gets every
@@ -120,6 +104,7 @@ class Guard(PassThrough):
             conn.close()
 
     def on_shutdown(self, conn: Any) -> None:
+        """Pass a server shutdown on for admitted connections; close the others."""
         if conn in self._admitted:
             super().on_shutdown(conn)
         else:

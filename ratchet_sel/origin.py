@@ -59,11 +59,15 @@ class _Rule:
         self.origin = _parse_origin(text) if "://" in text else None
         if "://" in text and self.origin is None:
             raise ValueError("not a valid origin: %r" % text)
+        if "://" not in text and text.count(":") == 1:
+            # "host:port" would never match: hosts match any port, origins need a scheme.
+            raise ValueError("%r: give a host name, or a full origin such as 'http://%s'" % (text, text))
         host = text.strip().lower()
         self.suffix = host[1:] if host.startswith("*.") else None
         self.host = host
 
     def matches(self, origin: _Origin) -> bool:
+        """Whether a parsed Origin satisfies this rule."""
         if self.origin is not None:
             return self.origin == origin
         if self.suffix is not None:

@@ -14,7 +14,8 @@ import logging
 from typing import Any, Iterable, List, Optional
 
 from .addresses import address_in, normalise_address, parse_networks
-from .guard import PassThrough, request_of
+from .component import ComponentDecorator
+from .guard import request_of
 
 __all__ = ["TrustedProxies", "forwarded_hops", "client_address", "parse_forwarded"]
 
@@ -120,7 +121,7 @@ def client_address(peer: str, hops: List[str], trusted: Iterable[Any]) -> str:
     return client
 
 
-class TrustedProxies(PassThrough):
+class TrustedProxies(ComponentDecorator):
     """Sets ``conn.remote_address`` to the client's address for connections from trusted proxies.
 
     ``proxies`` lists the proxies' addresses or networks

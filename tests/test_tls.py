@@ -158,3 +158,25 @@ def test_io_server_accepts_a_context_directly(app):
     finally:
         server.close()
         server.loop.close()
+
+
+def test_app_serves_wss_with_certfile_and_keyfile():
+    from ratchet_sel import App
+
+    app = App("127.0.0.1", 0, "127.0.0.1", certfile=CERTFILE, keyfile=KEYFILE)
+    from ratchet_sel.demo import Echo
+
+    echo = Echo()
+    app.route("/echo", echo, allowed_origins="*")
+    import threading
+
+    thread = threading.Thread(target=app.server.loop.run, daemon=True)
+    thread.start()
+    try:
+        with WsClient(app.port, "/echo", tls=client_context()) as client:
+            client.send("secure app")
+            assert client.recv_message() == "secure app"
+    finally:
+        app.server.loop.call_soon_threadsafe(app.server.close)
+        app.server.loop.stop()
+        thread.join(10)

@@ -72,6 +72,7 @@ class _FileSender:
         self.chunk_size = chunk_size
 
     def pump(self) -> None:
+        """Send chunks until the file is done or the kernel stops taking them (then wait for drain)."""
         conn = self.conn
         while self.remaining > 0 and self.fd is not None:
             if conn.closed:
@@ -95,6 +96,7 @@ class _FileSender:
             conn.close()
 
     def stop(self) -> None:
+        """Close the file and stop waiting for the connection to drain."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -215,7 +217,12 @@ class StaticFiles(HttpServerInterface):
             raise _Refused(301, "Moved Permanently", {"Location": location})
         if not self.index:
             raise _Refused(403, "Forbidden: folder listing is not allowed")
-        fd, info, real = self._open_regular_or_folder(os.path.join(real, self.index), request.path)
+        try:
+            fd, info, real = self._open_regular_or_folder(os.path.join(real, self.index), request.path)
+        except _Refused as exc:
+            if exc.status == 404:
+                raise _Refused(403, "Forbidden: folder listing is not allowed") from None
+            raise
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise _Refused(403, "Forbidden: folder listing is not allowed")

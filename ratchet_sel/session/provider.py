@@ -4,7 +4,8 @@ import logging
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
-from ..guard import PassThrough, request_of
+from ..component import ComponentDecorator
+from ..guard import request_of
 from .base import BadSignature, InvalidSession, SessionExpired, SessionHandler
 
 __all__ = ["SessionProvider", "EMPTY_SESSION", "load_session"]
@@ -48,7 +49,7 @@ def load_session(handler: SessionHandler, request: Any, cookie_name: Optional[st
     return MappingProxyType(dict(data))
 
 
-class SessionProvider(PassThrough):
+class SessionProvider(ComponentDecorator):
     """Sets ``conn.session`` from the session cookie before the wrapped component's ``on_open``.
 
     ``conn.session`` is a read-only mapping, a snapshot taken when the

@@ -49,7 +49,8 @@ DEFAULT_CASES = "1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*"   # there is no section 8
 MODE_NAMES = {18: "rfc6455", 10: "hybi10"}
 BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL", "FAILED", "UNIMPLEMENTED")
 FAILING = ("FAILED", "UNIMPLEMENTED")
-PORT_RE = re.compile(r"ws://127\.0\.0\.1:(\d+)")
+PORT_RE = re.compile(r"wss?://127\.0\.0\.1:(\d+)")
+CERTS = REPO_ROOT / "tests" / "certs"
 AGENT = "ratchet_sel"
 
 
@@ -136,6 +137,9 @@ def build_parser():
                    help="seconds allowed for one wstest run, i.e. one mode (default: %(default)s)")
     p.add_argument("--json", dest="json_out", type=Path, default=None, metavar="OUT",
                    help="write the counts and non-OK cases of every mode to this JSON file")
+    p.add_argument("--tls", action="store_true",
+                   help="serve the echo server over TLS (tests/certs) and test wss:// "
+                        "(wstest does not verify the self-signed certificate)")
     p.add_argument("--agent", default=AGENT, help="agent name in the wstest reports (default: %(default)s)")
     return p
 
@@ -435,7 +439,7 @@ def run_mode(args, wstest, version, server_cmd):
                 result["problems"].append(f"server did not start: {why}")
                 log(f"{name}: server did not start: {why}\n{server.tail()}")
                 return result, False
-            url = f"ws://127.0.0.1:{port}/"
+            url = f"{'wss' if args.tls else 'ws'}://127.0.0.1:{port}/"
         spec = {
             "outdir": str(outdir),
             "servers": [{"agent": args.agent, "url": url, "options": {"version": version}}],
@@ -490,6 +494,8 @@ def main(argv=None):
             build_parser().error("--url and --server-cmd exclude each other")
     server_cmd = (shlex.split(args.server_cmd) if args.server_cmd else
                   [sys.executable, "-m", "ratchet_sel", "echo", "--host", "127.0.0.1", "--port", "0"])
+    if args.tls and not args.server_cmd:
+        server_cmd += ["--certfile", str(CERTS / "localhost.pem"), "--keyfile", str(CERTS / "localhost.key")]
     args.prefix = args.prefix.resolve()
     wstest = args.wstest or (args.prefix / "wstest")
 

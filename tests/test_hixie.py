@@ -228,3 +228,19 @@ def test_mixed_versions_in_one_chat():
         assert read_exactly(draft, len(encode_text("from hybi"))) == encode_text("from hybi")
         for sock in (draft, hybi.sock, rfc.sock):
             sock.close()
+
+
+@pytest.mark.parametrize("key3_later", [False, True])
+def test_key3_declared_as_a_body_with_content_length(server, app, key3_later):
+    # Autobahn 0.10.9's draft-76 client sends "Content-Length: 8" for key3.
+    request = SPEC_REQUEST.replace(b"Origin:", b"Content-Length: 8\r\nOrigin:")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        if key3_later:
+            sock.sendall(request)
+            sock.sendall(KEY3[:3])
+            sock.sendall(KEY3[3:] + encode_text("after key3"))
+        else:
+            sock.sendall(request + KEY3 + encode_text("after key3"))
+        assert read_head(sock) == EXPECTED_HEAD
+        assert read_exactly(sock, 16) == ANSWER
+        assert read_exactly(sock, len(encode_text("after key3"))) == encode_text("after key3")

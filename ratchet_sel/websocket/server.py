@@ -224,6 +224,12 @@ class WsServer(HttpServerInterface):
             response = self.http_handler(request) or _upgrade_required(request)
             send_response(conn, response)
             return
+        if request.body:
+            # An upgrade has no HTTP body: what a Content-Length announced is
+            # already the new protocol's (draft-76 clients such as Autobahn
+            # declare key3 as an 8-byte body).
+            rest = request.body + rest
+            request.body = b""
         if version in _DRAFTS and version in self.enabled_versions:
             self._draft_handshake(conn, request, version, rest)
             return

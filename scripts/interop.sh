@@ -99,5 +99,17 @@ esac
 if (( failed > 0 )); then
     dump_server_log
 fi
+
+# wss://: the same echo server over TLS with the test certificate.
+export INTEROP_CAFILE="$REPO_ROOT/tests/certs/localhost.pem"
+start_server echo wss --certfile "$REPO_ROOT/tests/certs/localhost.pem" --keyfile "$REPO_ROOT/tests/certs/localhost.key"
+TLS_BASE="wss://localhost:$SERVER_PORT"
+run_client "websockets(py) wss"       "$PY" "$HERE/interop/clients.py" websockets "$TLS_BASE/tls"
+run_client "websocket-client(py) wss" "$PY" "$HERE/interop/clients.py" websocket-client "$TLS_BASE/tls"
+run_client "ws(node) wss"             node "$HERE/interop/client_ws.mjs" "$TLS_BASE/tls" 13
+stop_server
+if (( failed > 0 )); then
+    dump_server_log
+fi
 echo "interop: $passed passed, $failed failed"
 (( failed == 0 ))

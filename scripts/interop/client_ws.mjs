@@ -9,6 +9,7 @@
 // Prints one "interop ws(node) ..." line; exit status 0 on success, 1 on failure.
 
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const nodeDir = process.env.INTEROP_NODE_DIR || '/tmp/ratchet_sel-interop/node';
@@ -19,7 +20,8 @@ const wsVersion = require('ws/package.json').version;
 const TIMEOUT_MS = 10_000;
 const [url, versionArg] = process.argv.slice(2);
 const protocolVersion = Number(versionArg || 13);
-const label = `ws(node) ${protocolVersion === 13 ? 'rfc6455' : `hybi-${String(protocolVersion).padStart(2, '0')}`}`;
+const label = `ws(node) ${protocolVersion === 13 ? 'rfc6455' : `hybi-${String(protocolVersion).padStart(2, '0')}`}`
+  + (url.startsWith('wss://') ? ' over wss' : '');
 
 export const TEXT = 'héllo ✓ 🚀 — interop';
 export const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -70,7 +72,12 @@ function withTimeout(promise, what) {
 }
 
 async function main() {
-  const ws = new WebSocket(url, { protocolVersion, handshakeTimeout: TIMEOUT_MS });
+  const options = { protocolVersion, handshakeTimeout: TIMEOUT_MS };
+  if (url.startsWith('wss://')) {
+    // Trust the project's self-signed test certificate, and only it.
+    options.ca = fs.readFileSync(process.env.INTEROP_CAFILE);
+  }
+  const ws = new WebSocket(url, options);
   // Queue of incoming events, consumed in order.
   const queue = [];
   let waiter = null;

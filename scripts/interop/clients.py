@@ -86,6 +86,21 @@ def check_echo(what: str, sent, got) -> None:
 # websockets (sync client, websockets >= 13)
 # --------------------------------------------------------------------------
 
+def tls_options(url: str) -> dict:
+    """websockets' keywords for wss:// URLs: trust the test certificate (INTEROP_CAFILE)."""
+    if not url.startswith("wss://"):
+        return {}
+    import ssl
+    return {"ssl": ssl.create_default_context(cafile=os.environ["INTEROP_CAFILE"])}
+
+
+def tls_sslopt(url: str) -> dict:
+    """websocket-client's keywords for wss:// URLs (verifies against INTEROP_CAFILE)."""
+    if not url.startswith("wss://"):
+        return {}
+    return {"sslopt": {"ca_certs": os.environ["INTEROP_CAFILE"]}}
+
+
 def run_websockets(url: str) -> list[str]:
     import websockets
     from websockets.exceptions import ConnectionClosed
@@ -94,7 +109,7 @@ def run_websockets(url: str) -> list[str]:
     done = []
     info = []
     try:
-        ws = connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, max_size=2**20)
+        ws = connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, max_size=2**20, **tls_options(url))
     except Exception as exc:
         raise Fail(f"handshake failed: {type(exc).__name__}: {exc}") from None
     with ws:  # leaving the block closes the connection if still open
@@ -159,7 +174,7 @@ def run_websocket_client(url: str, hybi_version: int | None = None) -> list[str]
 
     done = []
     try:
-        ws = websocket.create_connection(url, timeout=TIMEOUT)
+        ws = websocket.create_connection(url, timeout=TIMEOUT, **tls_sslopt(url))
     except Exception as exc:
         raise Fail(f"handshake failed: {type(exc).__name__}: {exc}") from None
     try:
@@ -295,6 +310,8 @@ def main() -> int:
     ap.add_argument("--pid", type=int, help="server pid (for shutdown)")
     args = ap.parse_args()
     name = NAMES[args.client]
+    if args.url.startswith("wss://"):
+        name = name.replace("rfc6455", "rfc6455 over wss")
     try:
         if args.client == "websockets":
             parts = run_websockets(args.url)

@@ -68,6 +68,7 @@ ensure_node() {
 #   SCHEME://127.0.0.1:PORT/ and sets SERVER_PID, SERVER_PORT, SERVER_LOG.
 start_server() {
     local mode="$1" scheme="$2"
+    shift 2   # anything further goes to the server's command line (e.g. --certfile)
     local -a cmd
     read -r -a cmd <<<"${RATCHET_SEL_SERVER:-python3 -m ratchet_sel}"
     ensure_dirs
@@ -81,7 +82,7 @@ start_server() {
     # the log file so the server can never block on a full pipe.
     # setsid: the server gets its own process group, so the SIGKILL fallback
     # also takes any children it may have.  (SIGTERM goes to the pid only.)
-    (cd "$REPO_ROOT" && PYTHONUNBUFFERED=1 exec setsid "${cmd[@]}" "$mode" --host 127.0.0.1 --port 0 \
+    (cd "$REPO_ROOT" && PYTHONUNBUFFERED=1 exec setsid "${cmd[@]}" "$mode" --host 127.0.0.1 --port 0 "$@" \
         </dev/null >"$fifo" 2>&1) &
     SERVER_PID=$!
     local fd

@@ -300,6 +300,14 @@ async function run(browser) {
   }));
   out(`info: Chromium offered Sec-WebSocket-Extensions: ${offered.size ? [...offered].join(' | ') : '(not visible via CDP)'}`);
   out(`info: negotiated (ws.extensions) A=${JSON.stringify(rawA.extensions)} B=${JSON.stringify(rawB.extensions)}; server answered: ${[...accepted].join(' | ') || '(not visible)'}`);
+  // The server negotiates permessage-deflate by default: Chromium must agree, so
+  // the binary and 70 kB messages above travelled compressed and still round-tripped.
+  for (const [name, raw] of [['A', rawA], ['B', rawB]]) {
+    if (!/^permessage-deflate\b/.test(raw.extensions || '')) {
+      throw new Fail(`page ${name}: permessage-deflate not negotiated (ws.extensions=${JSON.stringify(raw.extensions)})`);
+    }
+  }
+  out('permessage-deflate negotiated with Chromium ok');
 
 }
 

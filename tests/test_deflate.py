@@ -72,10 +72,12 @@ def test_plain_offer():
 
 
 def test_browser_offer():
+    # Browsers allow a smaller client window: we ask for 12 bits (4 KiB inflater window).
     extension, header = negotiate("permessage-deflate; client_max_window_bits")
-    assert header == "permessage-deflate; server_no_context_takeover"
-    _, header = negotiate("permessage-deflate; client_max_window_bits", client_max_window_bits=12)
     assert header == "permessage-deflate; server_no_context_takeover; client_max_window_bits=12"
+    assert extension.client_bits == 12
+    _, header = negotiate("permessage-deflate; client_max_window_bits", client_max_window_bits=15)
+    assert header == "permessage-deflate; server_no_context_takeover"
 
 
 def test_window_bits_requests_are_honoured():
@@ -221,9 +223,10 @@ def test_live_echo_with_compression():
     app = App()
     with ServerThread(WsServer(app)) as st:
         with WsClient(st.port, extra=[("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")]) as c:
-            assert c.headers["sec-websocket-extensions"] == "permessage-deflate; server_no_context_takeover"
+            assert c.headers["sec-websocket-extensions"] == ("permessage-deflate; server_no_context_takeover; "
+                                                             "client_max_window_bits=12")
             text = "héllo compressed world " * 100
-            c.send_frame(OP_TEXT, client_compress(text.encode()), rsv1=True)
+            c.send_frame(OP_TEXT, client_compress(text.encode(), bits=12), rsv1=True)
             raw = b""
             while len(raw) < 2 or len(raw) < 2 + (raw[1] & 0x7F):
                 raw += c.sock.recv(65536)

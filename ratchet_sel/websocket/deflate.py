@@ -64,14 +64,17 @@ class PerMessageDeflate:
     - ``client_no_context_takeover`` (False): accept a client's offer to
       compress each message on its own, which frees our inflater between
       messages; we never force it on a client that did not offer it.
-    - ``server_max_window_bits`` (15) / ``client_max_window_bits`` (15): the
-      largest LZ77 windows; the client's is only asked for when it allows it.
+    - ``server_max_window_bits`` (15): our LZ77 window; with no context
+      takeover it costs nothing per connection.
+    - ``client_max_window_bits`` (12): asked of clients that allow it (browsers
+      do); our inflater then holds 4 KiB of window instead of 32 KiB, which is
+      most of a connection's compression memory (see scripts/measure_deflate.py).
     - ``mem_level`` (8), ``level`` (6): zlib's memory level and effort.
     - ``threshold`` (128): messages shorter than this go uncompressed.
     """
 
     def __init__(self, *, server_no_context_takeover: bool = True, client_no_context_takeover: bool = False,
-                 server_max_window_bits: int = 15, client_max_window_bits: int = 15,
+                 server_max_window_bits: int = 15, client_max_window_bits: int = 12,
                  mem_level: int = 8, level: int = 6, threshold: int = 128) -> None:
         for bits in (server_max_window_bits, client_max_window_bits):
             if not 8 <= bits <= 15:

@@ -103,6 +103,8 @@ class HixieParser:
     or invalid UTF-8 fails the connection.
     """
 
+    __slots__ = ("max_message_size", "_buffer", "_in_text", "_done")
+
     def __init__(self, *, max_message_size: int = 1024 * 1024) -> None:
         self.max_message_size = max_message_size
         self._buffer = bytearray()

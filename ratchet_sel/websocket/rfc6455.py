@@ -264,6 +264,11 @@ class FrameParser:
     ``end_message(limit) -> bytes``.
     """
 
+    __slots__ = ("max_message_size", "max_frame_size", "require_mask", "extension", "_single_frame_limit",
+                 "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
+                 "_message_opcode", "_message_compressed", "_message_size", "_received",
+                 "_message_parts", "_decoder")
+
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
                  require_mask: bool = True, extension: Any = None) -> None:
         self.max_message_size = max_message_size

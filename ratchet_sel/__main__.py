@@ -12,7 +12,12 @@ from .websocket.server import WsServer
 log = logging.getLogger("ratchet_sel")
 
 
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
 def _url(scheme: str, host: str, port: int) -> str:
+    # A wildcard address is no place to point a browser at: show loopback.
+    host = _WILDCARDS.get(host, host)
     return "%s://%s:%d/" % (scheme, "[%s]" % host if ":" in host else host, port)
 
 
@@ -85,6 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s: %s", args.host, exc)
         return 1
+    if args.host in _WILDCARDS:
+        log.info("listening on all interfaces (%s)", args.host or "0.0.0.0")
     for secure, sock in listeners:
         host, port = sock.getsockname()[:2]
         ws_url = _url("wss" if secure else "ws", host, port)

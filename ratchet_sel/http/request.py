@@ -20,6 +20,7 @@ _REQUEST_LINE = re.compile(rb"([^ ]+) ([^ ]+) HTTP/(\d)\.(\d)\Z")
 # Field values: visible ASCII, obs-text, space and tab (no other controls).
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+\Z")
 
 
 class HttpError(Exception):
@@ -166,6 +167,7 @@ class RequestParser:
         self._buffer = bytearray()
         self._request: Optional[Request] = None
         self._body_left = 0
+        self._scanned = 0
         #: Bytes received after the request (already the next protocol's).
         self.remaining = b""
 
@@ -176,8 +178,11 @@ class RequestParser:
         """
         self._buffer += data
         if self._request is None:
-            match = _END_OF_HEADERS.search(self._buffer)
+            # Resume the search where the last one stopped (less the 3 bytes a
+            # split terminator may have), so a byte-by-byte sender costs linear time.
+            match = _END_OF_HEADERS.search(self._buffer, max(0, self._scanned - 3))
             if match is None:
+                self._scanned = len(self._buffer)
                 self._check_partial()
                 return None
             if match.end() > self.max_header_bytes:
@@ -198,7 +203,10 @@ class RequestParser:
     def _check_partial(self) -> None:
         buffer = self._buffer
         end_of_line = buffer.find(b"\n")
-        if (end_of_line < 0 and len(buffer) > self.max_line) or end_of_line > self.max_line:
+        line_length = len(buffer) if end_of_line < 0 else end_of_line
+        if line_length and buffer[line_length - 1] == 0x0D:
+            line_length -= 1  # the CR of CRLF is no part of the line
+        if line_length > self.max_line:
             raise HttpError(414, "Request line too long")
         if len(buffer) > self.max_header_bytes:
             raise HttpError(431, "Request header section too large")
@@ -220,6 +228,9 @@ class RequestParser:
             raise HttpError(505, "HTTP version not supported")
         if not (target.startswith(b"/") or target.startswith((b"http://", b"https://")) or target == b"*"):
             raise HttpError(400, "Malformed request target")
+        if not _TARGET.match(target):
+            # The drafts echo the target into a response header: no controls.
+            raise HttpError(400, "Control character in request target")
         if len(lines) - 1 > self.max_headers:
             raise HttpError(431, "Too many header fields")
         headers = Headers()

@@ -183,7 +183,10 @@ class WsConnection:
                     server._deliver(self, event.data)
             elif kind is Ping:
                 if self._state is _OPEN:
-                    self.transport.send(encode_frame(OP_PONG, event.payload))
+                    pong = encode_frame(OP_PONG, event.payload)
+                    # A client that pings but never reads must not grow our buffer.
+                    if not self.transport.buffered_amount or self._room_for(len(pong)):
+                        self.transport.send(pong)
             elif kind is Pong:
                 server._pong_received(self, event.payload)
             elif kind is Close:

@@ -182,18 +182,28 @@ class DeflateExtension:
     def decompress(self, data: bytes, limit: int) -> bytes:
         """Inflate a piece of the message; at most ``limit`` bytes come out."""
         try:
-            return self._inflater.decompress(data, limit)
+            out = self._inflater.decompress(data, limit)
+            while self._inflater.eof and self._inflater.unused_data and len(out) < limit:
+                # The client ended its deflate stream with a final block (RFC 7692
+                # 7.2.3.4 allows it): what follows starts a new stream.
+                rest = self._inflater.unused_data
+                self._inflater = zlib.decompressobj(-self.client_bits)
+                out += self._inflater.decompress(rest, max(limit - len(out), 1))
+            return out
         except zlib.error as exc:
             raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
 
     def end_message(self, limit: int) -> bytes:
         """The message is complete: inflate the stripped tail."""
-        try:
-            out = self._inflater.decompress(_TAIL, limit)
-        except zlib.error as exc:
-            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
-        if not self.client_takeover:
-            self._inflater = None
+        if self._inflater.eof:
+            out = b""  # ended with a final block: no tail was stripped
+        else:
+            try:
+                out = self._inflater.decompress(_TAIL, limit)
+            except zlib.error as exc:
+                raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+        if not self.client_takeover or self._inflater.eof:
+            self._inflater = None  # a finished stream cannot go on: the next message starts afresh
         return out
 
     # -- outbound ---------------------------------------------------------------

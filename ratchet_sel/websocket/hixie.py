@@ -35,6 +35,11 @@ def key_number(key: str) -> int:
     spaces = key.count(" ")
     if not digits or spaces == 0:
         raise HttpError(400, "Sec-WebSocket-Key1/2 needs digits and at least one space")
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 20:
+        # Far past 32 bits times any plausible count of spaces; and int() of
+        # thousands of digits is refused by Python (and slow) anyway.
+        raise HttpError(400, "Sec-WebSocket-Key1/2 number exceeds 32 bits")
     number = int(digits)
     if number % spaces:
         raise HttpError(400, "Sec-WebSocket-Key1/2 digits are not a multiple of its spaces")

@@ -267,7 +267,7 @@ class FrameParser:
     __slots__ = ("max_message_size", "max_frame_size", "require_mask", "extension", "_single_frame_limit",
                  "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
                  "_message_opcode", "_message_compressed", "_message_size", "_received",
-                 "_message_parts", "_decoder")
+                 "_message_data", "_decoder")
 
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
                  require_mask: bool = True, extension: Any = None) -> None:
@@ -288,7 +288,9 @@ class FrameParser:
         self._message_compressed = False
         self._message_size = 0           # wire bytes of the message so far
         self._received = 0               # payload bytes after decompression
-        self._message_parts: List[Any] = []
+        # One buffer per message: a list of pieces would cost an object per
+        # fragment, many times the size limit for a client sending tiny frames.
+        self._message_data = bytearray()
         self._decoder: Any = None
 
     def feed(self, data: bytes) -> List[Any]:
@@ -451,7 +453,7 @@ class FrameParser:
         self._message_opcode = opcode
         self._message_compressed = compressed
         self._message_size = 0
-        self._message_parts = []
+        self._message_data = bytearray()
         self._decoder = _utf8_decoder() if opcode == OP_TEXT else None
         if compressed:
             self.extension.start_message()
@@ -484,28 +486,28 @@ class FrameParser:
         if not data:
             return
         if self._decoder is not None:
+            # Validate as the bytes arrive (fail fast); the text is decoded once, at the end.
             try:
-                self._message_parts.append(self._decoder.decode(data, False))
+                self._decoder.decode(data, False)
             except UnicodeDecodeError:
                 raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
-        else:
-            self._message_parts.append(data)
+        self._message_data += data
         self._received += len(data)
 
     def _finish_message(self) -> Message:
         if self._message_compressed:
             self._add_part(self._inflate(self.extension.end_message, None))
-        parts = self._message_parts
+        data = self._message_data
         if self._decoder is not None:
             try:
-                parts.append(self._decoder.decode(b"", True))
+                self._decoder.decode(b"", True)
             except UnicodeDecodeError:
                 raise ProtocolViolation(CloseCode.INVALID_DATA, "text message ends inside a UTF-8 sequence") from None
-            message = Message("".join(parts))
+            message = Message(data.decode("utf-8"))
         else:
-            message = Message(b"".join(parts))
+            message = Message(bytes(data))
         self._message_opcode = None
-        self._message_parts = []
+        self._message_data = bytearray()
         self._decoder = None
         self._message_size = 0
         self._received = 0

@@ -361,3 +361,18 @@ def test_cli_chat_serves_the_page_and_relays():
     finally:
         proc.kill()
         proc.stderr.close()
+
+
+def test_shutdown_answers_a_half_sent_handshake_with_503(app):
+    with ServerThread(WsServer(app)) as st:
+        with socket.create_connection(("127.0.0.1", st.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n")
+            st.sync()
+            st.call(st.server.shutdown)
+            data = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 503 ") and b"shutting down" in data

@@ -150,7 +150,12 @@ class HttpServer(MessageComponent):
     def on_shutdown(self, conn: Any) -> None:
         """Pass a server shutdown on to the component, or just close."""
         handler = getattr(self.component, "on_shutdown", None)
-        if conn in self._opened and handler is not None:
-            handler(conn)
+        if conn in self._opened:
+            if handler is not None:
+                handler(conn)
+            else:
+                conn.close()
+        elif self._reader.forget(conn):
+            refuse(conn, 503, "Server shutting down")
         else:
             conn.close()

@@ -215,7 +215,9 @@ class WsServer(HttpServerInterface):
         if ws is not None and ws.is_open:
             ws.close(CloseCode.GOING_AWAY, "server shutting down")
         elif ws is None:
-            conn.close()
+            self._reader.forget(conn)
+            self._forget_key3(conn)
+            refuse(conn, 503, "Server shutting down")
 
     # -- handshake ------------------------------------------------------------------
     def _handshake(self, conn: Any, request: Request, rest: bytes) -> None:

@@ -32,7 +32,7 @@ def feed_bytewise(data, **kwargs):
 
 
 # -- masking -------------------------------------------------------------------
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 100, 1023, 1024, 1025, 4097, 70000])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 100, 1023, 1024, 1025, 4097, 16383, 16384, 16385, 32771, 70000, 1 << 20])
 def test_apply_mask_matches_the_definition(size):
     data = os.urandom(size)
     expected = bytes(b ^ MASK[i % 4] for i, b in enumerate(data))

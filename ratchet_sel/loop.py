@@ -61,6 +61,10 @@ class TimerHandle(Handle):
         return (self.when, self._seq) < (other.when, other._seq)
 
 
+def _fd(fileobj: Any) -> int:
+    return fileobj if isinstance(fileobj, int) else fileobj.fileno()
+
+
 class _Registration:
     """The reader and writer callbacks of one file descriptor."""
 
@@ -82,6 +86,7 @@ class Loop:
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._registrations: Dict[int, _Registration] = {}
         self._ready: Deque[Handle] = deque()
         self._timers: List[TimerHandle] = []
         self._timer_seq = itertools.count()
@@ -110,17 +115,21 @@ class Loop:
         events = (_READ if reg.reader is not None else 0) | (_WRITE if reg.writer is not None else 0)
         if not events:
             if existed:
+                del self._registrations[_fd(fileobj)]
                 self._selector.unregister(fileobj)
         elif existed:
             self._selector.modify(fileobj, events, reg)
         else:
             self._selector.register(fileobj, events, reg)
+            self._registrations[_fd(fileobj)] = reg
 
     def _registration(self, fileobj: Any):
-        try:
-            return self._selector.get_key(fileobj).data, True
-        except KeyError:
+        # Our own map: the selector's get_key() formats the socket's repr (two
+        # system calls) into the KeyError of every first registration.
+        reg = self._registrations.get(_fd(fileobj))
+        if reg is None:
             return _Registration(), False
+        return reg, True
 
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` whenever ``fileobj`` is readable."""
@@ -155,9 +164,14 @@ class Loop:
     def forget(self, fileobj: Any) -> None:
         """Drop every callback of ``fileobj`` (call before closing it)."""
         try:
-            self._selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
+            fd = _fd(fileobj)
+        except (OSError, ValueError):
+            return
+        if self._registrations.pop(fd, None) is not None:
+            try:
+                self._selector.unregister(fileobj)
+            except (KeyError, ValueError):
+                pass
 
     # -- callbacks and timers ----------------------------------------------
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> Handle:

@@ -88,6 +88,7 @@ class Loop:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._registrations: Dict[int, _Registration] = {}
         self._ready: Deque[Handle] = deque()
+        self._flushers: List[Callable[[], Any]] = []
         self._timers: List[TimerHandle] = []
         self._timer_seq = itertools.count()
         self._running = False
@@ -179,6 +180,14 @@ class Loop:
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
+
+    def flush_soon(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` at the end of this loop iteration, after every event of it.
+
+        Transports use it to write what callbacks sent during the iteration
+        with one system call, instead of one per message.
+        """
+        self._flushers.append(callback)
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """Like :meth:`call_soon`, callable from any thread; wakes the loop."""
@@ -283,7 +292,7 @@ class Loop:
 
     def _run_once(self, max_timeout: Optional[float] = None) -> None:
         timers = self._timers
-        if self._ready or self._stopping or self._pending_signals:
+        if self._ready or self._stopping or self._pending_signals or self._flushers:
             timeout: Optional[float] = 0.0
         elif timers:
             while timers and timers[0].cancelled:
@@ -330,6 +339,13 @@ class Loop:
             handle = ready.popleft()
             if not handle.cancelled:
                 self._guard(handle._run)
+
+        flushers = self._flushers
+        while flushers:
+            self._flushers = []
+            for flush in flushers:
+                self._guard(flush)
+            flushers = self._flushers
 
     @staticmethod
     def _guard(fn: Callable[[], Any]) -> None:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Bytes asked of the kernel per read.
 RECV_SIZE = 256 * 1024
+#: Writes at least this large are tried at once instead of waiting for the
+#: end of the loop iteration.
+DIRECT_WRITE_SIZE = 64 * 1024
 
 #: Default cap on simultaneous connections per server.
 DEFAULT_MAX_CONNECTIONS = 10000
@@ -54,7 +57,7 @@ class Connection:
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
-        "on_drain", "low_water", "_drain_armed",
+        "on_drain", "low_water", "_drain_armed", "_corked", "_writing",
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
@@ -81,6 +84,8 @@ class Connection:
         self.on_drain: Optional[Callable[[], Any]] = None
         self.low_water = 0
         self._drain_armed = False
+        self._corked = False    # a flush is scheduled for the end of this loop iteration
+        self._writing = False   # EVENT_WRITE is registered
 
     def __repr__(self) -> str:
         return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
@@ -159,12 +164,22 @@ class Connection:
 
     # -- writing -----------------------------------------------------------
     def send(self, data: Any) -> None:
-        """Write ``data`` (bytes-like): at once if the kernel takes it, else buffered."""
+        """Write ``data`` (bytes-like); it goes out at the end of this loop iteration.
+
+        Small writes made during one iteration (every reply to the messages of
+        one read, say) leave in one system call; writes of 64 KiB or more are
+        tried at once.  Whatever the kernel does not take is buffered and
+        written as the socket drains.
+        """
         if self._state != Connection._OPEN:
             return
-        if self._wbuf:
-            self._wbuf += data
-            if len(self._wbuf) > self.low_water:
+        wbuf = self._wbuf
+        if wbuf or len(data) < DIRECT_WRITE_SIZE:
+            wbuf += data
+            if not (self._corked or self._writing):
+                self._corked = True
+                self.loop.flush_soon(self._flush)
+            if len(wbuf) > self.low_water:
                 self._drain_armed = True
             return
         try:
@@ -175,10 +190,27 @@ class Connection:
             self._write_failed(exc)
             return
         if sent < len(data):
-            self._wbuf += memoryview(data)[sent:]
-            self.loop.add_writer(self._sock, self._on_writable)
-            if len(self._wbuf) > self.low_water:
+            wbuf += memoryview(data)[sent:]
+            self._want_write()
+            if len(wbuf) > self.low_water:
                 self._drain_armed = True
+
+    def _flush(self) -> None:
+        self._corked = False
+        if self._wbuf and not self._writing and self._state in (Connection._OPEN, Connection._CLOSING):
+            self._on_writable()
+            if self._wbuf and self._state in (Connection._OPEN, Connection._CLOSING):
+                self._want_write()
+
+    def _want_write(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self.loop.add_writer(self._sock, self._on_writable)
+
+    def _stop_write(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.loop.remove_writer(self._sock)
 
     write = send
 
@@ -186,14 +218,16 @@ class Connection:
         try:
             sent = self._sock.send(self._wbuf)
         except _WOULD_BLOCK:
-            return
+            sent = 0
         except OSError as exc:
             log.debug("%r: write failed: %s", self, exc)
             self._teardown()
             return
         del self._wbuf[:sent]
+        if len(self._wbuf) > self.low_water:
+            self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
         if not self._wbuf:
-            self.loop.remove_writer(self._sock)
+            self._stop_write()
             if self._state == Connection._CLOSING:
                 self._shutdown_write()
                 return
@@ -213,6 +247,7 @@ class Connection:
         if self._state == Connection._OPEN:
             self._state = Connection._CLOSING
             self._wbuf = bytearray()
+            self._writing = False
             self.loop.forget(self._sock)
             self.loop.call_soon(self._finish_failed)
 
@@ -231,9 +266,17 @@ class Connection:
             self._begin_close()
 
     def abort(self) -> None:
-        """Drop the connection now; pending bytes are discarded."""
-        if self._state != Connection._CLOSED:
-            self._teardown()
+        """Drop the connection now; bytes the kernel has not taken are discarded."""
+        if self._state == Connection._CLOSED:
+            return
+        if self._corked and self._wbuf:
+            # Sent during this iteration and not yet flushed: a write-through
+            # transport would have handed them to the kernel already, so try once.
+            try:
+                self._sock.send(self._wbuf)
+            except OSError:
+                pass
+        self._teardown()
 
     def _begin_close(self) -> None:
         self._state = Connection._CLOSING
@@ -241,7 +284,7 @@ class Connection:
         self.server._connection_ended(self)
         if self._wbuf:
             self.loop.add_reader(self._sock, self._on_discard_readable)
-            self.loop.add_writer(self._sock, self._on_writable)
+            self._want_write()
             self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
         else:
             self._shutdown_write()
@@ -275,6 +318,7 @@ class Connection:
             self._linger_timer.cancel()
             self._linger_timer = None
         self.loop.forget(self._sock)
+        self._writing = False
         self._wbuf = bytearray()
         try:
             self._sock.close()

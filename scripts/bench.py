@@ -1,0 +1,910 @@
+#!/usr/bin/env python3
+"""Performance benchmark: ratchet_sel against other Python WebSocket servers.
+
+Peers (installed into their own venv, never project dependencies): websockets,
+aiohttp, simple-websocket-server, websocket-server.  Each server runs in its own
+process on 127.0.0.1 (scripts/bench/server_*.py: echo, plus a text message
+"broadcast:<payload>" that fans <payload> out to every client with the
+implementation's own broadcast method).  The load comes from a small C client
+(scripts/bench/wsload.c, epoll, masked frames) built with gcc.  Every
+measurement starts a fresh server process; rounds interleave the servers (the
+order rotates each round) so that machine noise hits all of them alike.
+
+    python3 scripts/bench.py                      # full run (~15 min), 3 rounds
+    python3 scripts/bench.py --quick              # smoke run (CI): tiny counts, no speed assertion
+    python3 scripts/bench.py --servers ratchet_sel,websockets --only echo,broadcast --rounds 5
+
+Prints medians over the rounds and each server's ratio against websockets
+measured in the same run; writes a JSON file and a Markdown table
+(default: /tmp/ratchet_sel-bench/results.json and results.md).
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_SRC = os.path.join(ROOT, "scripts", "bench")
+DEFAULT_WORKDIR = "/tmp/ratchet_sel-bench"
+PEER_PACKAGES = ["websockets", "aiohttp", "simple-websocket-server", "websocket-server"]
+PEER_MODULES = ["websockets", "aiohttp", "simple_websocket_server", "websocket_server"]
+REFERENCE = "websockets"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+# name -> (server script, package for the version, measurements it cannot do and why)
+SERVERS = {
+    "ratchet_sel": ("server_ratchet_sel.py", None, {}),
+    "websockets": ("server_websockets.py", "websockets", {}),
+    "aiohttp": ("server_aiohttp.py", "aiohttp", {}),
+    "simple-websocket-server": ("server_simple_websocket_server.py", "simple-websocket-server", {}),
+    "websocket-server": ("server_websocket_server.py", "websocket-server",
+                         {"echo_64k": "no binary frames in websocket-server"}),
+}
+
+GROUPS = {
+    "echo": ["echo_1", "echo_50", "echo_1000"],
+    "echo64k": ["echo_64k"],
+    "broadcast": ["broadcast_1000", "broadcast_10000"],
+    "handshake": ["handshake"],
+    "memory": ["memory"],
+    "unmask": ["unmask"],
+}
+ORDER = ["echo_1", "echo_50", "echo_1000", "echo_64k", "broadcast_1000", "broadcast_10000",
+         "memory", "handshake", "unmask"]
+
+
+def scale(quick):
+    """The parameters of every measurement, full or --quick."""
+    if quick:
+        w, d = 0.15, 0.35
+        return {
+            "echo_1": dict(conns=1, size=32, warmup=w, duration=d),
+            "echo_50": dict(conns=10, size=32, warmup=w, duration=d),
+            "echo_1000": dict(conns=50, size=32, warmup=w, duration=d),
+            "echo_64k": dict(conns=2, size=65536, warmup=w, duration=d),
+            "broadcast_1000": dict(conns=20, size=32, count=3),
+            "broadcast_10000": dict(conns=200, size=32, count=3),
+            "memory": dict(conns=200, settle=0.3),
+            "handshake": dict(concurrency=10, warmup=w, duration=d),
+            "unmask": dict(size=1024 * 1024, min_time=0.05),
+        }
+    w, d = 1.0, 3.0
+    return {
+        "echo_1": dict(conns=1, size=32, warmup=w, duration=d),
+        "echo_50": dict(conns=50, size=32, warmup=w, duration=d),
+        "echo_1000": dict(conns=1000, size=32, warmup=w, duration=d),
+        "echo_64k": dict(conns=10, size=65536, warmup=w, duration=d),
+        "broadcast_1000": dict(conns=1000, size=32, count=50),
+        "broadcast_10000": dict(conns=10000, size=32, count=10),
+        "memory": dict(conns=10000, settle=1.5),
+        "handshake": dict(concurrency=50, warmup=w, duration=d),
+        "unmask": dict(size=1024 * 1024, min_time=0.3),
+    }
+
+
+def title(mid, p):
+    if mid.startswith("echo_"):
+        if p["size"] >= 1024:
+            return "Echo %d KiB binary, %s conns" % (p["size"] // 1024, "{:,}".format(p["conns"]))
+        return "Echo %d B text, %s conn%s" % (p["size"], "{:,}".format(p["conns"]), "s" if p["conns"] > 1 else "")
+    if mid.startswith("broadcast_"):
+        return "Broadcast %d B to %s conns" % (p["size"], "{:,}".format(p["conns"]))
+    if mid == "memory":
+        return "Memory per idle conn, %s conns" % "{:,}".format(p["conns"])
+    if mid == "handshake":
+        return "Handshakes (connect, upgrade, close), %d at a time" % p["concurrency"]
+    return "Unmask %d KiB" % (p["size"] // 1024)
+
+
+def log(msg):
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+# -- setup ---------------------------------------------------------------------------
+def ensure_venv(venv, upgrade):
+    """A venv with the peers (latest from PyPI at creation; --upgrade-peers re-checks)."""
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        log("creating the peers' venv in %s" % venv)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        upgrade = True
+    probe = subprocess.run([py, "-c", "import " + ", ".join(PEER_MODULES)], capture_output=True)
+    if upgrade or probe.returncode != 0:
+        log("installing %s into %s" % (", ".join(PEER_PACKAGES), venv))
+        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-U"] + PEER_PACKAGES,
+                       check=True)
+    return py
+
+
+def versions(py):
+    code = ("import importlib.metadata as m, json, platform\n"
+            "v = {'python': platform.python_version()}\n"
+            "for p in %r:\n"
+            "    try: v[p] = m.version(p)\n"
+            "    except Exception: v[p] = None\n"
+            "print(json.dumps(v))" % (PEER_PACKAGES,))
+    out = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def build_client(workdir):
+    src = os.path.join(BENCH_SRC, "wsload.c")
+    exe = os.path.join(workdir, "wsload")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if not cc:
+            raise SystemExit("bench.py needs gcc to build the load client (scripts/bench/wsload.c)")
+        log("building %s" % exe)
+        subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+def machine_info():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024 // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "kernel": platform.release(),
+            "nofile_hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
+
+
+# -- processes -------------------------------------------------------------------------
+LIVE = set()
+
+
+def _die_with_parent():
+    """In a child before exec: get SIGKILL when the harness dies, however it dies (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _on_sigterm(*_):
+    for proc in list(LIVE):
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    os._exit(143)
+
+
+def kill_all():
+    for proc in list(LIVE):
+        stop_process(proc, grace=2.0)
+
+
+def stop_process(proc, grace=5.0):
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except ProcessLookupError:
+            pass
+    LIVE.discard(proc)
+
+
+def proc_cpu(pid):
+    """utime + stime of a process (all its threads), in seconds; None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_rss_kib(pid):
+    try:
+        with open("/proc/%d/statm" % pid) as f:
+            return int(f.read().split()[1]) * PAGE_KIB
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class LineReader:
+    """Lines from a child's stdout, with a deadline."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(stream, selectors.EVENT_READ)
+        self.buf = b""
+
+    def readline(self, deadline):
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sel.select(left):
+                return None
+            chunk = os.read(self.stream.fileno(), 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def close(self):
+        self.sel.close()
+
+
+class Server:
+    def __init__(self, ctx, name, profile_path=None):
+        script = os.path.join(BENCH_SRC, SERVERS[name][0])
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if profile_path:
+            env["BENCH_PROFILE"] = profile_path
+        self.err_path = os.path.join(ctx.workdir, "server-%s.err" % name)
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen([ctx.py, script], stdout=subprocess.PIPE, stderr=self.err,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env, preexec_fn=_die_with_parent)
+        LIVE.add(self.proc)
+        self.reader = LineReader(self.proc.stdout)
+        self.port = None
+        line = self.reader.readline(time.monotonic() + 30)
+        if line and line.startswith("LISTENING "):
+            self.port = int(line.split()[1])
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stderr_tail(self):
+        """The last line of the server's stderr (the exception, when it died of one)."""
+        try:
+            with open(self.err_path, "rb") as f:
+                lines = [x.strip() for x in f.read().decode("utf-8", "replace").splitlines() if x.strip()]
+            return lines[-1][:200] if lines else ""
+        except OSError:
+            return ""
+
+    def stop(self):
+        died = self.proc.poll()
+        stop_process(self.proc)
+        self.reader.close()
+        self.proc.stdout.close()
+        self.err.close()
+        return died
+
+
+def run_client(ctx, args, server, on_ready=None, timeout=120.0):
+    """Run wsload; returns (result dict, server cpu % over the window, window seconds)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    cmd = [ctx.client] + args + ["--port", str(server.port), "--key", key, "--accept", accept,
+                                 "--timeout", str(timeout)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)
+    LIVE.add(proc)
+    reader = LineReader(proc.stdout)
+    deadline = time.monotonic() + timeout + 15
+    result = None
+    cpu0 = cpu1 = t0 = t1 = None
+    try:
+        while True:
+            line = reader.readline(deadline)
+            if line is None:
+                break
+            if line.startswith("READY"):
+                if on_ready:
+                    on_ready()
+                try:
+                    proc.stdin.write(b"GO\n")
+                    proc.stdin.flush()
+                except OSError:
+                    pass
+            elif line == "START":
+                cpu0, t0 = proc_cpu(server.pid), time.monotonic()
+            elif line == "END":
+                cpu1, t1 = proc_cpu(server.pid), time.monotonic()
+            elif line.startswith("RESULT "):
+                result = json.loads(line[7:])
+                break
+    finally:
+        reader.close()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        stop_process(proc, grace=5.0)
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        proc.stderr.close()
+    if result is None:
+        result = {"ok": False, "error": "load client gave no result (%s)" % (err or "timeout")}
+    server_cpu = None
+    # /proc counts CPU in clock ticks (10 ms): windows shorter than 0.5 s say too little
+    if None not in (cpu0, cpu1, t0, t1) and t1 - t0 >= 0.5:
+        server_cpu = 100.0 * (cpu1 - cpu0) / (t1 - t0)
+        result["server_cpu_s"] = cpu1 - cpu0
+    return result, server_cpu
+
+
+def per_op_us(res, ops):
+    """Server CPU time per operation in microseconds (less sensitive to a busy machine than rates)."""
+    cpu = res.get("server_cpu_s")
+    return None if cpu is None or not ops else cpu * 1e6 / ops
+
+
+# -- measurements ----------------------------------------------------------------------
+def fail(msg, **extra):
+    d = {"ok": False, "error": msg}
+    d.update(extra)
+    return d
+
+
+def measure_echo(ctx, server, p):
+    args = ["echo", "--conns", str(p["conns"]), "--size", str(p["size"]), "--warmup", str(p["warmup"]),
+            "--duration", str(p["duration"])]
+    if p["size"] >= 1024:
+        args.append("--binary")
+    res, scpu = run_client(ctx, args, server, timeout=60 + p["duration"])
+    if not res.get("ok"):
+        return fail(res.get("error", "?"), partial_rate=res.get("rate"))
+    if not res.get("messages"):
+        return fail("no echo came back in the window")
+    out = {"ok": True, "value": res["rate"], "unit": "msg/s", "server_cpu_pct": scpu,
+           "server_us_per_op": per_op_us(res, res["messages"]),
+           "client_cpu_pct": res["client_cpu_pct"], "lat_p50_ms": res["lat_p50_ms"],
+           "lat_p99_ms": res["lat_p99_ms"]}
+    if p["size"] >= 1024:
+        out["mib_s"] = res["bytes"] / res["seconds"] / 2 ** 20
+    return out
+
+
+def measure_broadcast(ctx, server, p, memory=None):
+    """Broadcast rounds; when ``memory`` is a dict it also gets the idle-connection RSS delta."""
+    conns = p["conns"]
+    if memory is not None:
+        # warm the server up (imports, first handshake) before the baseline
+        run_client(ctx, ["echo", "--conns", "1", "--size", "32", "--warmup", "0", "--duration", "0.2"],
+                   server, timeout=20)
+        time.sleep(memory["settle"])
+        memory["rss_before_kib"] = proc_rss_kib(server.pid)
+
+    def on_ready():
+        if memory is not None:
+            time.sleep(memory["settle"])
+            memory["rss_after_kib"] = proc_rss_kib(server.pid)
+            memory["alive"] = server.alive()
+
+    count = p["count"] if p.get("count") is not None else 0
+    args = ["broadcast", "--conns", str(conns), "--size", str(p.get("size", 32)), "--count", str(count),
+            "--broadcast-timeout", "10" if ctx.quick else "20"]
+    if memory is not None:
+        args.append("--hold")
+    res, scpu = run_client(ctx, args, server, on_ready=on_ready, timeout=120)
+    if memory is not None:
+        memory["connected"] = res.get("connected")
+        memory["open_seconds"] = res.get("open_seconds")
+    if not res.get("ok"):
+        return fail(res.get("error", "?"))
+    if not count:
+        return {"ok": True}
+    lats = res["latencies_s"]
+    return {"ok": True, "value": res["rate"], "unit": "deliveries/s",
+            "latency_ms": 1000 * statistics.median(lats), "latency_max_ms": 1000 * max(lats),
+            "server_cpu_pct": scpu, "client_cpu_pct": res["client_cpu_pct"],
+            "server_us_per_op": per_op_us(res, res["deliveries"]), "open_seconds": res["open_seconds"]}
+
+
+def memory_result(mem, conns, error=None):
+    if mem.get("rss_after_kib") is None and error:
+        return fail(error)
+    if mem.get("rss_before_kib") is None or mem.get("rss_after_kib") is None:
+        return fail("server memory could not be read")
+    if mem.get("connected") != conns:
+        return fail("only %s of %d connections opened" % (mem.get("connected"), conns))
+    if not mem.get("alive", True):
+        return fail("server exited")
+    delta = mem["rss_after_kib"] - mem["rss_before_kib"]
+    return {"ok": True, "value": delta * 1024.0 / conns, "unit": "B/conn", "rss_before_kib": mem["rss_before_kib"],
+            "rss_after_kib": mem["rss_after_kib"], "open_seconds": mem.get("open_seconds")}
+
+
+def measure_handshake(ctx, server, p):
+    args = ["handshake", "--concurrency", str(p["concurrency"]), "--warmup", str(p["warmup"]),
+            "--duration", str(p["duration"])]
+    res, scpu = run_client(ctx, args, server, timeout=60 + p["duration"])
+    if not res.get("ok"):
+        return fail(res.get("error", "?"))
+    return {"ok": True, "value": res["rate"], "unit": "handshakes/s", "server_cpu_pct": scpu,
+            "server_us_per_op": per_op_us(res, res["handshakes"]),
+            "client_cpu_pct": res["client_cpu_pct"], "lat_p50_ms": res["lat_p50_ms"],
+            "lat_p99_ms": res["lat_p99_ms"]}
+
+
+def run_server_measurement(ctx, name, mid, rnd):
+    """One measurement of one server in a fresh server process; returns {mid: result}."""
+    p = ctx.params[mid]
+    why = SERVERS[name][2].get(mid)
+    if why:
+        return {mid: {"ok": False, "na": True, "error": why}}
+    profile_path = None
+    if ctx.profile_dir and name == "ratchet_sel":
+        profile_path = os.path.join(ctx.profile_dir, "%s-r%d.pstats" % (mid, rnd))
+    server = Server(ctx, name, profile_path)
+    results = {}
+    try:
+        if server.port is None:
+            msg = "server did not start: %s" % server.stderr_tail()
+            return {m: fail(msg) for m in ctx.bundle(mid)}
+        pyspy = start_pyspy(ctx, server, "%s-%s-r%d" % (name, mid, rnd)) if name in ctx.pyspy_servers else None
+        if mid.startswith("echo_"):
+            results[mid] = measure_echo(ctx, server, p)
+        elif mid == "handshake":
+            results[mid] = measure_handshake(ctx, server, p)
+        elif mid == "broadcast_1000":
+            results[mid] = measure_broadcast(ctx, server, p)
+        elif mid in ("broadcast_10000", "memory"):
+            # memory and the big broadcast share one set of connections when both run
+            mp = ctx.params["memory"]
+            bp = dict(ctx.params["broadcast_10000"])
+            want_mem = "memory" in ctx.bundle(mid)
+            want_bc = "broadcast_10000" in ctx.bundle(mid)
+            if not want_bc:
+                bp = dict(conns=mp["conns"], size=32, count=0)
+            elif want_mem and mp["conns"] != bp["conns"]:
+                raise SystemExit("memory and broadcast_10000 must use the same connection count")
+            mem = {"settle": mp["settle"]} if want_mem else None
+            r = measure_broadcast(ctx, server, bp, memory=mem)
+            if want_bc:
+                results["broadcast_10000"] = r
+            if want_mem:
+                results["memory"] = memory_result(mem, mp["conns"], None if r.get("ok") else r.get("error", "?"))
+        if pyspy:
+            stop_pyspy(pyspy)
+    finally:
+        died = server.stop()
+        if died is not None:
+            tail = server.stderr_tail()
+            for m, r in results.items():
+                if not r.get("ok"):
+                    r["error"] = "%s; server exited with %s: %s" % (r.get("error"), died, tail)
+    return results
+
+
+def run_unmask(ctx):
+    p = ctx.params["unmask"]
+    out = subprocess.run([ctx.py, os.path.join(BENCH_SRC, "unmask.py"), "--size", str(p["size"]),
+                          "--min-time", str(p["min_time"])], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if out.returncode != 0:
+        return fail("unmask.py failed: %s" % out.stderr.strip()[-300:])
+    data = json.loads(out.stdout)
+    res = data["results"]
+    ours = res["ratchet_sel apply_mask"]["gib_s"]
+    loop = res["per-byte loop"]["gib_s"]
+    return {"ok": True, "value": ours, "unit": "GiB/s", "per_byte_gib_s": loop, "speedup_vs_per_byte": ours / loop,
+            "all": {k: v["gib_s"] for k, v in res.items()},
+            "all_vs_per_byte": {k: v["gib_s"] / loop for k, v in res.items()}}
+
+
+# -- py-spy (optional) ---------------------------------------------------------------------
+def find_pyspy(ctx):
+    cand = os.path.join(os.path.dirname(ctx.py), "py-spy")
+    return cand if os.path.exists(cand) else shutil.which("py-spy")
+
+
+def start_pyspy(ctx, server, label):
+    exe = find_pyspy(ctx)
+    if not exe:
+        log("py-spy not found (pip install py-spy into the venv); not sampling")
+        return None
+    out = os.path.join(ctx.pyspy_dir, label + ".txt")
+    proc = subprocess.Popen([exe, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "250",
+                             "--nonblocking", "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
+    LIVE.add(proc)
+    return proc
+
+
+def stop_pyspy(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    LIVE.discard(proc)
+
+
+# -- report ------------------------------------------------------------------------------
+LOWER_IS_BETTER = {"memory"}
+
+
+def fmt_num(v, unit):
+    if v is None:
+        return "n.a."
+    if unit == "GiB/s":
+        return "%.2f GiB/s" % v
+    if unit == "B/conn":
+        return "%.1f KiB" % (v / 1024)
+    if v >= 100:
+        return "{:,.0f}".format(v)
+    return "%.1f" % v
+
+
+def summarize(ctx, raw):
+    """Medians over rounds and ratios against websockets."""
+    summary = {}
+    for mid in ctx.measurements:
+        if mid == "unmask":
+            runs = [r for r in raw.get("unmask", {}).get("_", []) if r.get("ok")]
+            if runs:
+                names = runs[0]["all"].keys()
+                summary["unmask"] = {
+                    "value": statistics.median(r["value"] for r in runs),
+                    "speedup_vs_per_byte": statistics.median(r["speedup_vs_per_byte"] for r in runs),
+                    "all": {n: statistics.median(r["all"][n] for r in runs if n in r["all"]) for n in names},
+                    "all_vs_per_byte": {n: statistics.median(r["all_vs_per_byte"][n] for r in runs
+                                                             if n in r["all_vs_per_byte"]) for n in names},
+                    "rounds": len(runs)}
+            else:
+                errs = [r.get("error") for r in raw.get("unmask", {}).get("_", [])]
+                summary["unmask"] = {"value": None, "error": "; ".join(e for e in errs if e)}
+            continue
+        per = {}
+        for name in ctx.servers:
+            runs = raw.get(mid, {}).get(name, [])
+            ok = [r for r in runs if r.get("ok")]
+            entry = {"rounds_ok": len(ok), "rounds": len(runs)}
+            if ok and len(ok) * 2 > len(runs):   # a majority of rounds succeeded
+                entry["value"] = statistics.median(r["value"] for r in ok)
+                for k in ("server_cpu_pct", "client_cpu_pct", "server_us_per_op", "latency_ms", "lat_p50_ms",
+                          "lat_p99_ms", "mib_s", "open_seconds"):
+                    vals = [r[k] for r in ok if r.get(k) is not None]
+                    if vals:
+                        entry[k] = statistics.median(vals)
+            else:
+                entry["value"] = None
+            errs = sorted(set(r.get("error") for r in runs if not r.get("ok") and r.get("error")))
+            if errs:
+                entry["errors"] = errs
+                entry["na"] = all(r.get("na") for r in runs if not r.get("ok"))
+            per[name] = entry
+        ref = per.get(REFERENCE, {}).get("value")
+        for name, entry in per.items():
+            v = entry["value"]
+            if v and ref:
+                entry["vs_websockets"] = (ref / v) if mid in LOWER_IS_BETTER else (v / ref)
+                if "latency_ms" in entry and per[REFERENCE].get("latency_ms"):
+                    entry["latency_vs_websockets"] = per[REFERENCE]["latency_ms"] / entry["latency_ms"]
+        summary[mid] = per
+    return summary
+
+
+def targets(summary):
+    """The issue's targets, checked on ratchet_sel's medians of this run."""
+    rows = []
+
+    def ratio(mid, peer):
+        per = summary.get(mid)
+        if not per or "ratchet_sel" not in per or peer not in per:
+            return None
+        a, b = per["ratchet_sel"].get("value"), per[peer].get("value")
+        return a / b if a and b else None
+
+    def add(label, value, goal, ok, shown):
+        rows.append({"target": label, "goal": goal, "measured": shown,
+                     "met": None if value is None else bool(ok)})
+
+    for mid, peer, goal in (("echo_50", "websockets", 2.0), ("echo_50", "aiohttp", 1.3),
+                            ("echo_64k", "websockets", 1.0), ("broadcast_10000", "websockets", 3.0),
+                            ("handshake", "websockets", 2.0)):
+        if mid in summary:
+            r = ratio(mid, peer)
+            add("%s vs %s" % (mid, peer), r, ">= %.1fx" % goal, r is not None and r >= goal,
+                "n.a." if r is None else "%.2fx" % r)
+    if "memory" in summary:
+        v = summary["memory"].get("ratchet_sel", {}).get("value")
+        add("memory per idle connection", v, "<= 4.0 KiB", v is not None and v <= 4096,
+            "n.a." if v is None else "%.2f KiB" % (v / 1024))
+    if "unmask" in summary:
+        u = summary["unmask"]
+        v = u.get("value")
+        add("unmask 1 MiB speed", v, ">= 1 GiB/s", v is not None and v >= 1.0,
+            "n.a." if v is None else "%.2f GiB/s" % v)
+        s = u.get("speedup_vs_per_byte")
+        add("unmask vs per-byte loop", s, ">= 50x", s is not None and s >= 50,
+            "n.a." if s is None else "%.0fx" % s)
+    return rows
+
+
+def markdown(ctx, summary, target_rows, meta):
+    names = ctx.servers
+    lines = []
+    lines.append("Run %s, %d round%s (median), %s; Python %s; %s." % (
+        meta["date"], ctx.rounds, "s" if ctx.rounds > 1 else "", "--quick" if ctx.quick else "full scale",
+        meta["versions"].get("python"),
+        ", ".join("%s %s" % (p, meta["versions"].get(p)) for p in PEER_PACKAGES if meta["versions"].get(p))))
+    lines.append("Machine: %s, %s cores, %s GiB; load average %.1f at the start, %.1f at the end.  Command: `%s`" % (
+        meta["machine"]["cpu"] or "?", meta["machine"]["cores"], meta["machine"]["mem_gib"],
+        meta["loadavg_start"][0], meta["loadavg_end"][0], meta["command"]))
+    lines.append("")
+    lines.append("Higher is better except memory; (N.NNx) is the ratio against websockets in this run, "
+                 "with >1 better than websockets (memory: websockets' bytes / ours).")
+    lines.append("")
+    lines.append("| Measurement | Unit | " + " | ".join(names) + " |")
+    lines.append("|---|---|" + "---:|" * len(names))
+    notes = []
+    for mid in ctx.measurements:
+        if mid == "unmask":
+            continue
+        per = summary[mid]
+        all_runs = [r for runs in ctx.raw.get(mid, {}).values() for r in runs]
+        unit = next((r["unit"] for r in all_runs if r.get("unit")), "")
+        cells = []
+        for n in names:
+            e = per[n]
+            if e["value"] is None:
+                if e.get("na"):
+                    cells.append("n.a.")
+                else:
+                    cells.append("failed")
+                if e.get("errors"):
+                    notes.append("%s, %s: %s" % (title(mid, ctx.params[mid]), n, "; ".join(e["errors"])[:300]))
+                continue
+            c = fmt_num(e["value"], unit)
+            if e.get("vs_websockets") is not None and n != REFERENCE:
+                c += " (%.2fx)" % e["vs_websockets"]
+            if e["rounds_ok"] < e["rounds"]:
+                c += " [%d/%d ok]" % (e["rounds_ok"], e["rounds"])
+                notes.append("%s, %s: %s" % (title(mid, ctx.params[mid]), n, "; ".join(e.get("errors", []))[:300]))
+            cells.append(c)
+        lines.append("| %s | %s | %s |" % (title(mid, ctx.params[mid]), "KiB" if unit == "B/conn" else unit,
+                                         " | ".join(cells)))
+        if mid.startswith("broadcast_"):
+            cells = []
+            for n in names:
+                e = per[n]
+                if e.get("latency_ms") is None:
+                    cells.append("n.a." if e.get("na") else "failed")
+                else:
+                    c = "%.1f" % e["latency_ms"]
+                    if e.get("latency_vs_websockets") is not None and n != REFERENCE:
+                        c += " (%.2fx)" % e["latency_vs_websockets"]
+                    cells.append(c)
+            lines.append("| ... latency until the last receiver has it | ms | %s |" % " | ".join(cells))
+        if mid == "echo_64k":
+            cells = ["%.0f" % per[n]["mib_s"] if per[n].get("mib_s") else "n.a." for n in names]
+            lines.append("| ... payload echoed | MiB/s | %s |" % " | ".join(cells))
+    lines.append("")
+    cpu_mids = [m for m in ctx.measurements if m not in ("unmask", "memory")]
+    if cpu_mids:
+        lines.append("CPU over the measuring window: server % / load client % (100% = one core), and in brackets "
+                     "the server's CPU time per message, delivery or handshake in µs (lower is better; "
+                     "less sensitive to a busy machine than the rates):")
+        lines.append("")
+        lines.append("| Measurement | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---:|" * len(names))
+        for mid in cpu_mids:
+            cells = []
+            for n in names:
+                e = summary[mid][n]
+                if e.get("value") is None:
+                    cells.append("-")
+                else:
+                    s = e.get("server_cpu_pct")
+                    c = e.get("client_cpu_pct")
+                    u = e.get("server_us_per_op")
+                    cells.append("%s / %s%s" % ("?" if s is None else "%.0f" % s, "?" if c is None else "%.0f" % c,
+                                                "" if u is None else " (%.0f µs)" % u if u >= 10 else " (%.1f µs)" % u))
+            lines.append("| %s | %s |" % (title(mid, ctx.params[mid]), " | ".join(cells)))
+        lines.append("")
+    if "unmask" in summary and summary["unmask"].get("value") is not None:
+        u = summary["unmask"]
+        lines.append("Unmasking a %d KiB payload (best of repeated calls; medians over rounds of the speed and "
+                     "of the ratio):" % (
+            ctx.params["unmask"]["size"] // 1024))
+        lines.append("")
+        lines.append("| Implementation | GiB/s | vs per-byte loop |")
+        lines.append("|---|---:|---:|")
+        for n, v in u["all"].items():
+            lines.append("| %s | %.3f | %.0fx |" % (n, v, u["all_vs_per_byte"].get(n, 0)))
+        lines.append("")
+    if target_rows:
+        lines.append("Targets (ratchet_sel, ratios from this run):")
+        lines.append("")
+        lines.append("| Target | Goal | Measured | Met |")
+        lines.append("|---|---|---|---|")
+        for t in target_rows:
+            lines.append("| %s | %s | %s | %s |" % (t["target"], t["goal"], t["measured"],
+                                                  "n.a." if t["met"] is None else ("yes" if t["met"] else "**no**")))
+        lines.append("")
+    if notes:
+        lines.append("Failures and n.a.:")
+        lines.append("")
+        for n in dict.fromkeys(notes):
+            lines.append("- " + n)
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------
+class Ctx:
+    pass
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 1 round, seconds per server")
+    ap.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    ap.add_argument("--servers", help="comma-separated, from: " + ",".join(SERVERS))
+    ap.add_argument("--only", help="comma-separated groups or ids: " + ",".join(list(GROUPS) + ORDER))
+    ap.add_argument("--json", help="JSON output (default WORKDIR/results.json)")
+    ap.add_argument("--markdown", help="Markdown output (default WORKDIR/results.md)")
+    ap.add_argument("--workdir", default=DEFAULT_WORKDIR, help="venv, client binary, logs (default %(default)s)")
+    ap.add_argument("--venv", help="peers' venv (default WORKDIR/venv)")
+    ap.add_argument("--upgrade-peers", action="store_true", help="pip install -U the peers even if present")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="measure again in later rounds what failed in every earlier round (default: skip it)")
+    ap.add_argument("--duration", type=float, help="measuring window of echo/handshake runs, seconds")
+    ap.add_argument("--profile", metavar="DIR", help="run ratchet_sel's server under cProfile, stats into DIR "
+                    "(numbers are then not comparable)")
+    ap.add_argument("--py-spy", metavar="DIR", dest="pyspy", help="sample servers with py-spy into DIR "
+                    "(collapsed stacks); see --py-spy-servers")
+    ap.add_argument("--py-spy-servers", default="ratchet_sel", help="servers to sample (default %(default)s)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ctx = Ctx()
+    ctx.quick = args.quick
+    ctx.rounds = args.rounds or (1 if args.quick else 3)
+    ctx.workdir = args.workdir
+    os.makedirs(ctx.workdir, exist_ok=True)
+    ctx.servers = args.servers.split(",") if args.servers else list(SERVERS)
+    for s in ctx.servers:
+        if s not in SERVERS:
+            raise SystemExit("unknown server %r (known: %s)" % (s, ", ".join(SERVERS)))
+    wanted = []
+    for item in (args.only.split(",") if args.only else list(GROUPS)):
+        if item in GROUPS:
+            wanted += GROUPS[item]
+        elif item in ORDER:
+            wanted.append(item)
+        else:
+            raise SystemExit("unknown measurement %r (known: %s)" % (item, ", ".join(list(GROUPS) + ORDER)))
+    ctx.measurements = [m for m in ORDER if m in wanted]
+    ctx.params = scale(args.quick)
+    if args.duration:
+        for p in ctx.params.values():
+            if "duration" in p:
+                p["duration"] = args.duration
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    need = max(ctx.params["broadcast_10000"]["conns"], ctx.params["memory"]["conns"]) + 100
+    if hard != resource.RLIM_INFINITY and hard < need:
+        n = max(100, hard - 200)
+        log("RLIMIT_NOFILE hard limit is %d: the 10,000-connection runs use %d connections" % (hard, n))
+        ctx.params["broadcast_10000"]["conns"] = ctx.params["memory"]["conns"] = n
+    ctx.profile_dir = args.profile
+    if ctx.profile_dir:
+        os.makedirs(ctx.profile_dir, exist_ok=True)
+    ctx.pyspy_dir = args.pyspy
+    ctx.pyspy_servers = set(args.py_spy_servers.split(",")) if args.pyspy else set()
+    if ctx.pyspy_dir:
+        os.makedirs(ctx.pyspy_dir, exist_ok=True)
+    json_path = args.json or os.path.join(ctx.workdir, "results.json")
+    md_path = args.markdown or os.path.join(ctx.workdir, "results.md")
+
+    def bundle(mid):
+        # broadcast_10000 and memory run together on one set of connections
+        if mid in ("broadcast_10000", "memory"):
+            return [m for m in ("broadcast_10000", "memory") if m in ctx.measurements]
+        return [mid]
+    ctx.bundle = bundle
+
+    started = time.monotonic()
+    ctx.py = ensure_venv(args.venv or os.path.join(ctx.workdir, "venv"), args.upgrade_peers)
+    ctx.client = build_client(ctx.workdir)
+    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "versions": versions(ctx.py),
+            "machine": machine_info(),
+            "command": " ".join(["python3", "scripts/bench.py"] + (argv if argv is not None else sys.argv[1:])),
+            "params": ctx.params, "rounds": ctx.rounds, "servers": ctx.servers, "quick": ctx.quick,
+            "loadavg_start": os.getloadavg()}
+    log("setup %.1f s; servers: %s; measurements: %s; %d round(s)" % (
+        time.monotonic() - started, ", ".join(ctx.servers), ", ".join(ctx.measurements), ctx.rounds))
+
+    ctx.raw = {m: {} for m in ctx.measurements}
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for rnd in range(ctx.rounds):
+            k = rnd % len(ctx.servers)
+            order = ctx.servers[k:] + ctx.servers[:k]
+            done_bundles = set()
+            for mid in ctx.measurements:
+                if mid == "unmask":
+                    r = run_unmask(ctx)
+                    ctx.raw["unmask"].setdefault("_", []).append(r)
+                    log("round %d  %-16s %s" % (rnd + 1, "unmask", "%.3f GiB/s, %.0fx per-byte" % (
+                        r["value"], r["speedup_vs_per_byte"]) if r.get("ok") else "FAILED " + r["error"]))
+                    continue
+                b = tuple(ctx.bundle(mid))
+                if b in done_bundles:
+                    continue
+                done_bundles.add(b)
+                for name in order:
+                    t = time.monotonic()
+                    prev = [ctx.raw[m].get(name, []) for m in b]
+                    if rnd > 0 and not args.retry_failed and all(
+                            runs and all(not r.get("ok") for r in runs) for runs in prev):
+                        # failed in every earlier round: do not spend minutes (and the
+                        # machine) failing again; the table shows the earlier failure
+                        for m in b:
+                            log("round %d  %-16s %-24s skipped: failed in every earlier round" % (rnd + 1, m, name))
+                        continue
+                    try:
+                        res = run_server_measurement(ctx, name, mid, rnd)
+                    except Exception as exc:  # a harness bug must not lose the other results
+                        res = {m: fail("harness error: %r" % exc) for m in ctx.bundle(mid)}
+                    for m, r in res.items():
+                        ctx.raw[m].setdefault(name, []).append(r)
+                        if r.get("ok") and r.get("value") is not None:
+                            extra = ""
+                            if r.get("server_cpu_pct") is not None:
+                                extra = "  cpu server %.0f%% client %.0f%%" % (r["server_cpu_pct"],
+                                                                             r.get("client_cpu_pct") or 0)
+                            s = "%s %s%s" % (fmt_num(r["value"], r["unit"]), r["unit"] if r["unit"] != "B/conn" else "",
+                                             extra)
+                        else:
+                            s = ("n.a.: " if r.get("na") else "FAILED: ") + str(r.get("error"))[:200]
+                        log("round %d  %-16s %-24s %s  (%.1f s)" % (rnd + 1, m, name, s, time.monotonic() - t))
+    finally:
+        kill_all()
+
+    summary = summarize(ctx, ctx.raw)
+    target_rows = targets(summary)
+    meta["elapsed_s"] = time.monotonic() - started
+    meta["loadavg_end"] = os.getloadavg()
+    md = markdown(ctx, summary, target_rows, meta)
+    with open(json_path, "w") as f:
+        json.dump({"meta": meta, "summary": summary, "targets": target_rows, "raw": ctx.raw}, f, indent=1)
+    with open(md_path, "w") as f:
+        f.write(md + "\n")
+    print(md)
+    log("wrote %s and %s (%.0f s in all)" % (json_path, md_path, meta["elapsed_s"]))
+    # No assertion on speed; but ratchet_sel itself must get through every measurement.
+    ours = [(m, r.get("error")) for m in ctx.measurements if m != "unmask"
+            for r in ctx.raw[m].get("ratchet_sel", []) if not r.get("ok") and not r.get("na")]
+    ours += [("unmask", r.get("error")) for r in ctx.raw.get("unmask", {}).get("_", []) if not r.get("ok")]
+    if ours:
+        log("ratchet_sel failed: %s" % "; ".join("%s: %s" % x for x in ours))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""ratchet_sel under test: IoServer(WsServer(app)) from this checkout."""
+
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import BACKLOG, BROADCAST_PREFIX, announce, raise_nofile, start_profile, stop_profile  # noqa: E402
+
+from ratchet_sel import IoServer, MessageComponent, WsServer, broadcast  # noqa: E402
+
+
+class BenchApp(MessageComponent):
+    def __init__(self):
+        self.clients = set()
+
+    def on_open(self, conn):
+        self.clients.add(conn)
+
+    def on_message(self, conn, msg):
+        if msg.__class__ is str and msg.startswith(BROADCAST_PREFIX):
+            broadcast(self.clients, msg[len(BROADCAST_PREFIX):])
+        else:
+            conn.send(msg)
+
+    def on_close(self, conn):
+        self.clients.discard(conn)
+
+    def on_error(self, conn, exc):
+        conn.close()
+
+
+def main():
+    raise_nofile()
+    logging.basicConfig(level=logging.WARNING)
+    server = IoServer(WsServer(BenchApp()), "127.0.0.1", 0, backlog=BACKLOG)
+    announce(server.port)
+    prof = start_profile()
+    server.run()  # SIGTERM: graceful shutdown, then run() returns
+    stop_profile(prof)
+
+
+if __name__ == "__main__":
+    main()

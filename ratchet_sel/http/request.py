@@ -33,40 +33,67 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
+# Names most requests carry, decoded once for all of them: every connection
+# keeps its upgrade request, so per-request copies of these strings add up.
+_COMMON_NAMES: Dict[bytes, Tuple[str, str]] = {}
+for _name in ("Host", "Upgrade", "Connection", "Origin", "User-Agent", "Accept", "Accept-Encoding",
+              "Accept-Language", "Cache-Control", "Pragma", "Cookie", "Referer", "Authorization",
+              "Content-Length", "Content-Type", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto",
+              "X-Real-IP", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+              "Sec-WebSocket-Protocol", "Sec-WebSocket-Origin", "Sec-WebSocket-Key1", "Sec-WebSocket-Key2",
+              "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User"):
+    for _spelling in (_name, _name.lower()):
+        _COMMON_NAMES[_spelling.encode("ascii")] = (_spelling, _name.lower())
+del _name, _spelling
+
+
 class Headers:
     """Case-insensitive, multi-valued header fields in arrival order."""
 
     __slots__ = ("_items", "_index")
 
     def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
-        self._items: List[Tuple[str, str]] = []
-        self._index: Dict[str, List[str]] = {}
+        self._items: List[str] = []  # name, value, name, value, ...: no tuple per field
+        # lower-cased name -> its value, or the list of its values when repeated
+        self._index: Dict[str, Any] = {}
         for name, value in items:
             self.add(name, value)
 
-    def add(self, name: str, value: str) -> None:
-        """Append one field."""
-        self._items.append((name, value))
-        self._index.setdefault(name.lower(), []).append(value)
+    def add(self, name: str, value: str, lower: Optional[str] = None) -> None:
+        """Append one field (``lower``: the name lower-cased, if the caller has it)."""
+        self._items += (name, value)
+        if lower is None:
+            lower = name.lower()
+        index = self._index
+        known = index.get(lower)
+        if known is None:
+            index[lower] = value
+        elif isinstance(known, list):
+            known.append(value)
+        else:
+            index[lower] = [known, value]
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """All values of ``name`` joined with ``", "`` (RFC 7230 3.2.2), or ``default``."""
         values = self._index.get(name.lower())
-        if not values:
+        if values is None:
             return default
-        return values[0] if len(values) == 1 else ", ".join(values)
+        return values if values.__class__ is str else ", ".join(values)
 
     def get_all(self, name: str) -> List[str]:
         """Every value of ``name``, in order."""
-        return list(self._index.get(name.lower(), ()))
+        values = self._index.get(name.lower())
+        if values is None:
+            return []
+        return [values] if values.__class__ is str else list(values)
 
     def count(self, name: str) -> int:
         """How many fields named ``name`` there are."""
-        return len(self._index.get(name.lower(), ()))
+        return len(self.get_all(name))
 
     def items(self) -> List[Tuple[str, str]]:
         """Every (name, value) pair in arrival order, names as sent."""
-        return list(self._items)
+        return list(zip(self._items[::2], self._items[1::2]))
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -78,13 +105,13 @@ class Headers:
         return isinstance(name, str) and name.lower() in self._index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(name for name, _ in self._items)
+        return iter(self._items[::2])
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) // 2
 
     def __repr__(self) -> str:
-        return "Headers(%r)" % (self._items,)
+        return "Headers(%r)" % (self.items(),)
 
 
 def header_tokens(value: Optional[str]) -> List[str]:
@@ -104,7 +131,7 @@ class Request:
     """
 
     __slots__ = ("__dict__", "method", "target", "version", "headers", "body",
-                 "path", "raw_path", "query_string", "query_list", "query", "params", "_cookies")
+                 "path", "raw_path", "query_string", "_query_list", "_query", "_params", "_cookies")
 
     def __init__(self, method: str, target: str, version: str, headers: Headers, body: bytes = b"") -> None:
         self.method = method
@@ -118,10 +145,36 @@ class Request:
             raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
         self.raw_path = raw_path
         self.path = unquote(raw_path, errors="replace")
-        self.query_list: List[Tuple[str, str]] = parse_qsl(self.query_string, keep_blank_values=True)
-        self.query: Dict[str, str] = dict(self.query_list)
-        self.params: Dict[str, str] = {}
+        self._query_list: Optional[List[Tuple[str, str]]] = None
+        self._query: Optional[Dict[str, str]] = None
+        self._params: Optional[Dict[str, str]] = None
         self._cookies: Optional[Dict[str, str]] = None
+
+    # Parsed on first use: most connections never look, and all keep the request.
+    @property
+    def query_list(self) -> List[Tuple[str, str]]:
+        """Every query parameter as (name, value), in order."""
+        if self._query_list is None:
+            self._query_list = parse_qsl(self.query_string, keep_blank_values=True)
+        return self._query_list
+
+    @property
+    def query(self) -> Dict[str, str]:
+        """Query parameters, each name to its last value."""
+        if self._query is None:
+            self._query = dict(self.query_list)
+        return self._query
+
+    @property
+    def params(self) -> Dict[str, str]:
+        """Values a router captured from the path."""
+        if self._params is None:
+            self._params = {}
+        return self._params
+
+    @params.setter
+    def params(self, value: Dict[str, str]) -> None:
+        self._params = value
 
     @property
     def host(self) -> str:
@@ -244,7 +297,11 @@ class RequestParser:
             value = value.strip(b" \t")
             if not _FIELD_VALUE.match(value):
                 raise HttpError(400, "Control character in header field")
-            headers.add(name.decode("ascii"), value.decode("latin-1"))
+            common = _COMMON_NAMES.get(name)
+            if common is not None:
+                headers.add(common[0], value.decode("latin-1"), common[1])
+            else:
+                headers.add(name.decode("ascii"), value.decode("latin-1"))
         if headers.count("Host") > 1:
             raise HttpError(400, "More than one Host header")
         if "Transfer-Encoding" in headers:

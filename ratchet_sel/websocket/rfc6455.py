@@ -273,7 +273,7 @@ class FrameParser:
         self.require_mask = require_mask
         self.extension = extension
         self._single_frame_limit = min(self.max_frame_size, max_message_size)
-        self._buffer = bytearray()
+        self._buffer: Any = b""          # bytes of an incomplete frame header or control frame
         self._done = False               # after a Close or a Failure
         # the frame whose payload is being read (None: expecting a header)
         self._frame_opcode: Optional[int] = None
@@ -287,7 +287,7 @@ class FrameParser:
         self._received = 0               # payload bytes after decompression
         # One buffer per message: a list of pieces would cost an object per
         # fragment, many times the size limit for a client sending tiny frames.
-        self._message_data = bytearray()
+        self._message_data: Any = None
         self._decoder: Any = None
 
     def feed(self, data: bytes) -> List[Any]:
@@ -304,11 +304,11 @@ class FrameParser:
             pos = self._parse(buf, events)
         except ProtocolViolation as exc:
             self._done = True
-            self._buffer = bytearray()
+            self._buffer = b""
             events.append(Failure(exc.code, exc.reason))
             return events
         if self._done or pos >= len(buf):
-            self._buffer = bytearray()
+            self._buffer = b""
         elif buf is self._buffer:
             del self._buffer[:pos]
         else:
@@ -504,7 +504,7 @@ class FrameParser:
         else:
             message = Message(bytes(data))
         self._message_opcode = None
-        self._message_data = bytearray()
+        self._message_data = None
         self._decoder = None
         self._message_size = 0
         self._received = 0

@@ -6,13 +6,16 @@ aiohttp, simple-websocket-server, websocket-server.  Each server runs in its own
 process on 127.0.0.1 (scripts/bench/server_*.py: echo, plus a text message
 "broadcast:<payload>" that fans <payload> out to every client with the
 implementation's own broadcast method).  The load comes from a small C client
-(scripts/bench/wsload.c, epoll, masked frames) built with gcc.  Every
+(scripts/bench/wsload.c, epoll, masked frames) built with gcc (with zlib, for the
+`deflate` group: permessage-deflate memory per idle connection, before and after
+one message, and 16 KiB JSON echo, with each server's default compression).  Every
 measurement starts a fresh server process; rounds interleave the servers (the
 order rotates each round) so that machine noise hits all of them alike.
 
     python3 scripts/bench.py                      # full run (~15 min), 3 rounds
     python3 scripts/bench.py --quick              # smoke run (CI): tiny counts, no speed assertion
     python3 scripts/bench.py --servers ratchet_sel,websockets --only echo,broadcast --rounds 5
+    python3 scripts/bench.py --only deflate --rounds 3   # permessage-deflate only
 
 Prints medians over the rounds and each server's ratio against websockets
 measured in the same run; writes a JSON file and a Markdown table
@@ -49,9 +52,13 @@ SERVERS = {
     "ratchet_sel": ("server_ratchet_sel.py", None, {}),
     "websockets": ("server_websockets.py", "websockets", {}),
     "aiohttp": ("server_aiohttp.py", "aiohttp", {}),
-    "simple-websocket-server": ("server_simple_websocket_server.py", "simple-websocket-server", {}),
+    "simple-websocket-server": ("server_simple_websocket_server.py", "simple-websocket-server",
+                                dict.fromkeys(("deflate_memory", "deflate_memory_msg", "deflate_echo"),
+                                              "no permessage-deflate in simple-websocket-server")),
     "websocket-server": ("server_websocket_server.py", "websocket-server",
-                         {"echo_64k": "no binary frames in websocket-server"}),
+                         dict({"echo_64k": "no binary frames in websocket-server"},
+                              **dict.fromkeys(("deflate_memory", "deflate_memory_msg", "deflate_echo"),
+                                              "no permessage-deflate in websocket-server"))),
 }
 
 GROUPS = {
@@ -61,9 +68,12 @@ GROUPS = {
     "handshake": ["handshake"],
     "memory": ["memory"],
     "unmask": ["unmask"],
+    "deflate": ["deflate_memory", "deflate_memory_msg", "deflate_echo"],
 }
 ORDER = ["echo_1", "echo_50", "echo_1000", "echo_64k", "broadcast_1000", "broadcast_10000",
-         "memory", "handshake", "unmask"]
+         "memory", "handshake", "deflate_memory", "deflate_memory_msg", "deflate_echo", "unmask"]
+DEFLATE = ("deflate_memory", "deflate_memory_msg", "deflate_echo")
+MEMORY = ("memory", "deflate_memory", "deflate_memory_msg")
 
 
 def scale(quick):
@@ -79,6 +89,9 @@ def scale(quick):
             "broadcast_10000": dict(conns=200, size=32, count=3),
             "memory": dict(conns=200, settle=0.3),
             "handshake": dict(concurrency=10, warmup=w, duration=d),
+            "deflate_memory": dict(conns=100, settle=0.3),
+            "deflate_memory_msg": dict(conns=100, settle=0.3, size=2048),
+            "deflate_echo": dict(conns=5, size=16384, warmup=w, duration=d),
             "unmask": dict(size=1024 * 1024, min_time=0.05),
         }
     w, d = 1.0, 3.0
@@ -91,11 +104,21 @@ def scale(quick):
         "broadcast_10000": dict(conns=10000, size=32, count=10),
         "memory": dict(conns=10000, settle=1.5),
         "handshake": dict(concurrency=50, warmup=w, duration=d),
+        "deflate_memory": dict(conns=2000, settle=1.5),
+        "deflate_memory_msg": dict(conns=2000, settle=1.5, size=2048),
+        "deflate_echo": dict(conns=20, size=16384, warmup=w, duration=d),
         "unmask": dict(size=1024 * 1024, min_time=0.3),
     }
 
 
 def title(mid, p):
+    if mid == "deflate_memory":
+        return "Deflate: memory per idle conn (no message yet), %s conns" % "{:,}".format(p["conns"])
+    if mid == "deflate_memory_msg":
+        return "Deflate: memory per idle conn after one %d KiB message, %s conns" % (
+            p["size"] // 1024, "{:,}".format(p["conns"]))
+    if mid == "deflate_echo":
+        return "Deflate: echo %d KiB JSON text, %s conns" % (p["size"] // 1024, "{:,}".format(p["conns"]))
     if mid.startswith("echo_"):
         if p["size"] >= 1024:
             return "Echo %d KiB binary, %s conns" % (p["size"] // 1024, "{:,}".format(p["conns"]))
@@ -141,16 +164,70 @@ def versions(py):
     return json.loads(out)
 
 
+ZLIB_MISSING = ("the load client was built without zlib (no zlib.h? install zlib1g-dev or zlib-devel), "
+                "so it cannot negotiate permessage-deflate")
+
+
 def build_client(workdir):
+    """Build wsload (with zlib for the deflate group when zlib.h is there); returns (path, has_zlib)."""
     src = os.path.join(BENCH_SRC, "wsload.c")
     exe = os.path.join(workdir, "wsload")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+    flag = exe + ".zlib"   # marks a build with zlib
+    # (a build without zlib is tried again each run: zlib may have been installed since)
+    if (not os.path.exists(exe) or not os.path.exists(flag)
+            or os.path.getmtime(exe) < os.path.getmtime(src)):
         cc = shutil.which("gcc") or shutil.which("cc")
         if not cc:
             raise SystemExit("bench.py needs gcc to build the load client (scripts/bench/wsload.c)")
         log("building %s" % exe)
-        subprocess.run([cc, "-O2", "-o", exe, src], check=True)
-    return exe
+        if os.path.exists(flag):
+            os.unlink(flag)
+        out = subprocess.run([cc, "-O2", "-DWSLOAD_ZLIB", "-o", exe, src, "-lz"], capture_output=True, text=True)
+        if out.returncode == 0:
+            open(flag, "w").close()
+        else:
+            log("building wsload with zlib failed (%s); building it without: the deflate measurements will "
+                "fail" % (out.stderr.strip().splitlines() or ["?"])[-1][:200])
+            subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+    return exe, os.path.exists(flag)
+
+
+def json_doc(seed, size):
+    """A deterministic, realistic JSON document (a list of user records) of at most ``size`` bytes."""
+    import random
+    rng = random.Random(seed)
+    first = ["Ada", "Grace", "Linus", "Ken", "Barbara", "Edsger", "Donald", "Margaret", "Dennis", "Frances",
+             "Alan", "Radia"]
+    last = ["Lovelace", "Hopper", "Torvalds", "Thompson", "Liskov", "Dijkstra", "Knuth", "Hamilton", "Ritchie",
+            "Allen", "Turing", "Perlman"]
+    statuses = ["active", "idle", "suspended", "pending", "deleted"]
+    tags = ["admin", "beta", "eu", "us", "mobile", "desktop", "trial", "paid"]
+    items, out = [], "[]"
+    while True:
+        fn, ln = rng.choice(first), rng.choice(last)
+        items.append({"id": seed * 100000 + len(items) + 1, "name": "%s %s" % (fn, ln),
+                      "email": "%s.%s%d@example.com" % (fn.lower(), ln.lower(), rng.randrange(100)),
+                      "status": rng.choice(statuses), "score": round(rng.uniform(0, 100), 2),
+                      "visits": rng.randrange(10000), "tags": rng.sample(tags, rng.randrange(1, 4)),
+                      "last_seen": "2026-%02d-%02dT%02d:%02d:%02dZ" % (
+                          rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24), rng.randrange(60),
+                          rng.randrange(60))})
+        s = json.dumps(items, separators=(",", ":"))
+        if len(s) > size:
+            return out
+        out = s
+
+
+def payload_file(ctx, size, docs=4):
+    """WORKDIR/deflate_<size>.txt: ``docs`` different JSON documents of about ``size`` bytes, one per line.
+
+    Several documents, so that a server compressing with context takeover and a
+    32 KiB window cannot just point back at the identical previous message."""
+    path = os.path.join(ctx.workdir, "deflate_%d.txt" % size)
+    with open(path, "w") as f:
+        for k in range(docs):
+            f.write(json_doc(k + 1, size) + "\n")
+    return path
 
 
 def machine_info():
@@ -257,14 +334,14 @@ class LineReader:
 
 
 class Server:
-    def __init__(self, ctx, name, profile_path=None):
+    def __init__(self, ctx, name, profile_path=None, extra_args=()):
         script = os.path.join(BENCH_SRC, SERVERS[name][0])
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if profile_path:
             env["BENCH_PROFILE"] = profile_path
         self.err_path = os.path.join(ctx.workdir, "server-%s.err" % name)
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([ctx.py, script], stdout=subprocess.PIPE, stderr=self.err,
+        self.proc = subprocess.Popen([ctx.py, script] + list(extra_args), stdout=subprocess.PIPE, stderr=self.err,
                                      stdin=subprocess.DEVNULL, cwd=ROOT, env=env, preexec_fn=_die_with_parent)
         LIVE.add(self.proc)
         self.reader = LineReader(self.proc.stdout)
@@ -364,10 +441,12 @@ def fail(msg, **extra):
     return d
 
 
-def measure_echo(ctx, server, p):
+def measure_echo(ctx, server, p, deflate_file=None):
     args = ["echo", "--conns", str(p["conns"]), "--size", str(p["size"]), "--warmup", str(p["warmup"]),
             "--duration", str(p["duration"])]
-    if p["size"] >= 1024:
+    if deflate_file:
+        args += ["--deflate", "--payload-file", deflate_file]
+    elif p["size"] >= 1024:
         args.append("--binary")
     res, scpu = run_client(ctx, args, server, timeout=60 + p["duration"])
     if not res.get("ok"):
@@ -380,6 +459,14 @@ def measure_echo(ctx, server, p):
            "lat_p99_ms": res["lat_p99_ms"]}
     if p["size"] >= 1024:
         out["mib_s"] = res["bytes"] / res["seconds"] / 2 ** 20
+    if deflate_file:
+        if res.get("deflate_conns") != p["conns"]:
+            return fail("permessage-deflate negotiated on %s of %d connections" % (res.get("deflate_conns"),
+                                                                                 p["conns"]))
+        got = res.get("inflated", 0) + res.get("plain", 0)
+        out.update(extensions=res.get("extensions"), inflated=res.get("inflated"), plain=res.get("plain"),
+                   wire_b_per_msg=res["wire_bytes"] / got if got else None,
+                   plain_b_per_msg=res["bytes"] / res["messages"])
     return out
 
 
@@ -433,6 +520,42 @@ def memory_result(mem, conns, error=None):
             "rss_after_kib": mem["rss_after_kib"], "open_seconds": mem.get("open_seconds")}
 
 
+def measure_deflate_memory(ctx, server, p, small_file, after_msg):
+    """RSS delta per connection with permessage-deflate negotiated, the connections idle.
+
+    after_msg=False: after the upgrade nothing at all is sent (no sync message).
+    after_msg=True: each connection first sends one compressed ~2 KiB JSON message
+    and waits for its echo (checked), then idles."""
+    if not ctx.client_zlib:
+        return fail(ZLIB_MISSING)
+    # warm the server up (imports, the deflate code paths) before the baseline
+    run_client(ctx, ["echo", "--conns", "1", "--deflate", "--payload-file", small_file, "--warmup", "0",
+                     "--duration", "0.2"], server, timeout=20)
+    time.sleep(p["settle"])
+    mem = {"rss_before_kib": proc_rss_kib(server.pid)}
+
+    def on_ready():
+        time.sleep(p["settle"])
+        mem["rss_after_kib"] = proc_rss_kib(server.pid)
+        mem["alive"] = server.alive()
+
+    args = ["broadcast", "--conns", str(p["conns"]), "--count", "0", "--hold", "--deflate",
+            "--broadcast-timeout", "10" if ctx.quick else "30"]
+    args += ["--payload-file", small_file] if after_msg else ["--no-sync"]
+    res, _ = run_client(ctx, args, server, on_ready=on_ready, timeout=120)
+    mem["connected"] = res.get("connected")
+    mem["open_seconds"] = res.get("open_seconds")
+    r = memory_result(mem, p["conns"], None if res.get("ok") else res.get("error", "?"))
+    if r.get("ok") and not res.get("ok"):
+        r = fail(res.get("error", "?"))
+    if r.get("ok"):
+        if res.get("deflate_conns") != p["conns"]:
+            return fail("permessage-deflate negotiated on %s of %d connections" % (res.get("deflate_conns"),
+                                                                                 p["conns"]))
+        r.update(extensions=res.get("extensions"), inflated=res.get("inflated"))
+    return r
+
+
 def measure_handshake(ctx, server, p):
     args = ["handshake", "--concurrency", str(p["concurrency"]), "--warmup", str(p["warmup"]),
             "--duration", str(p["duration"])]
@@ -454,7 +577,7 @@ def run_server_measurement(ctx, name, mid, rnd):
     profile_path = None
     if ctx.profile_dir and name == "ratchet_sel":
         profile_path = os.path.join(ctx.profile_dir, "%s-r%d.pstats" % (mid, rnd))
-    server = Server(ctx, name, profile_path)
+    server = Server(ctx, name, profile_path, ["--deflate"] if mid in DEFLATE else ())
     results = {}
     try:
         if server.port is None:
@@ -467,6 +590,13 @@ def run_server_measurement(ctx, name, mid, rnd):
             results[mid] = measure_handshake(ctx, server, p)
         elif mid == "broadcast_1000":
             results[mid] = measure_broadcast(ctx, server, p)
+        elif mid == "deflate_echo":
+            results[mid] = (measure_echo(ctx, server, p, ctx.payload_file(p["size"])) if ctx.client_zlib
+                            else fail(ZLIB_MISSING))
+        elif mid in ("deflate_memory", "deflate_memory_msg"):
+            size = ctx.params["deflate_memory_msg"]["size"]
+            results[mid] = measure_deflate_memory(ctx, server, p, ctx.payload_file(size),
+                                                  mid == "deflate_memory_msg")
         elif mid in ("broadcast_10000", "memory"):
             # memory and the big broadcast share one set of connections when both run
             mp = ctx.params["memory"]
@@ -541,7 +671,7 @@ def stop_pyspy(proc):
 
 
 # -- report ------------------------------------------------------------------------------
-LOWER_IS_BETTER = {"memory"}
+LOWER_IS_BETTER = set(MEMORY)
 
 
 def fmt_num(v, unit):
@@ -583,10 +713,12 @@ def summarize(ctx, raw):
             if ok and len(ok) * 2 > len(runs):   # a majority of rounds succeeded
                 entry["value"] = statistics.median(r["value"] for r in ok)
                 for k in ("server_cpu_pct", "client_cpu_pct", "server_us_per_op", "latency_ms", "lat_p50_ms",
-                          "lat_p99_ms", "mib_s", "open_seconds"):
+                          "lat_p99_ms", "mib_s", "open_seconds", "wire_b_per_msg", "plain_b_per_msg"):
                     vals = [r[k] for r in ok if r.get(k) is not None]
                     if vals:
                         entry[k] = statistics.median(vals)
+                if ok[0].get("extensions") is not None:
+                    entry["extensions"] = ok[0]["extensions"]
             else:
                 entry["value"] = None
             errs = sorted(set(r.get("error") for r in runs if not r.get("ok") and r.get("error")))
@@ -700,8 +832,20 @@ def markdown(ctx, summary, target_rows, meta):
         if mid == "echo_64k":
             cells = ["%.0f" % per[n]["mib_s"] if per[n].get("mib_s") else "n.a." for n in names]
             lines.append("| ... payload echoed | MiB/s | %s |" % " | ".join(cells))
+        if mid == "deflate_echo":
+            cells = ["{:,.0f}".format(per[n]["wire_b_per_msg"]) if per[n].get("wire_b_per_msg") else "n.a."
+                     for n in names]
+            lines.append("| ... server's message on the wire (%s B uncompressed) | B | %s |" % (
+                "{:,.0f}".format(next((per[n]["plain_b_per_msg"] for n in names if per[n].get("plain_b_per_msg")),
+                                      0)), " | ".join(cells)))
     lines.append("")
-    cpu_mids = [m for m in ctx.measurements if m not in ("unmask", "memory")]
+    ext = [(n, summary[m][n]["extensions"]) for m in DEFLATE if m in summary for n in names
+           if summary[m][n].get("extensions")]
+    if ext:
+        lines.append("Deflate rows: the client offers `permessage-deflate; client_max_window_bits`; the servers "
+                     "answered: " + "; ".join("%s `%s`" % x for x in dict(ext).items()) + ".")
+        lines.append("")
+    cpu_mids = [m for m in ctx.measurements if m not in ("unmask",) + MEMORY]
     if cpu_mids:
         lines.append("CPU over the measuring window: server % / load client % (100% = one core), and in brackets "
                      "the server's CPU time per message, delivery or handshake in µs (lower is better; "
@@ -806,6 +950,9 @@ def main(argv=None):
                 p["duration"] = args.duration
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     need = max(ctx.params["broadcast_10000"]["conns"], ctx.params["memory"]["conns"]) + 100
+    if ctx.params["deflate_memory"]["conns"] + 100 > hard != resource.RLIM_INFINITY:
+        for m in ("deflate_memory", "deflate_memory_msg"):
+            ctx.params[m]["conns"] = max(100, hard - 200)
     if hard != resource.RLIM_INFINITY and hard < need:
         n = max(100, hard - 200)
         log("RLIMIT_NOFILE hard limit is %d: the 10,000-connection runs use %d connections" % (hard, n))
@@ -829,7 +976,14 @@ def main(argv=None):
 
     started = time.monotonic()
     ctx.py = ensure_venv(args.venv or os.path.join(ctx.workdir, "venv"), args.upgrade_peers)
-    ctx.client = build_client(ctx.workdir)
+    ctx.client, ctx.client_zlib = build_client(ctx.workdir)
+    files = {}
+
+    def deflate_payload(size):
+        if size not in files:
+            files[size] = payload_file(ctx, size)
+        return files[size]
+    ctx.payload_file = deflate_payload
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "versions": versions(ctx.py),
             "machine": machine_info(),
             "command": " ".join(["python3", "scripts/bench.py"] + (argv if argv is not None else sys.argv[1:])),

@@ -1,4 +1,7 @@
-"""aiohttp.web, compress=False; broadcast is a loop of ws.send_str (aiohttp has no broadcast helper)."""
+"""aiohttp.web, compress=False; broadcast is a loop of ws.send_str (aiohttp has no broadcast helper).
+
+--deflate: compress=True (aiohttp's default, permessage-deflate), for the deflate group.
+"""
 
 import asyncio
 import logging
@@ -13,10 +16,11 @@ from aiohttp import WSMsgType, web  # noqa: E402
 
 PREFIX_LEN = len(BROADCAST_PREFIX)
 clients = set()
+COMPRESS = "--deflate" in sys.argv[1:]
 
 
 async def handler(request):
-    ws = web.WebSocketResponse(compress=False)
+    ws = web.WebSocketResponse(compress=COMPRESS)
     await ws.prepare(request)
     clients.add(ws)
     try:

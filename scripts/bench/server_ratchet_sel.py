@@ -1,4 +1,10 @@
-"""ratchet_sel under test: IoServer(WsServer(app)) from this checkout."""
+"""ratchet_sel under test: IoServer(WsServer(app)) from this checkout.
+
+WsServer's defaults, which include permessage-deflate (PerMessageDeflate()); the
+main measurements' client never offers it.  --deflate passes
+compression=PerMessageDeflate() explicitly (the same thing), for the deflate
+group, whose client does offer it.
+"""
 
 import logging
 import os
@@ -10,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BACKLOG, BROADCAST_PREFIX, announce, raise_nofile, start_profile, stop_profile  # noqa: E402
 
 from ratchet_sel import IoServer, MessageComponent, WsServer, broadcast  # noqa: E402
+from ratchet_sel.websocket.deflate import PerMessageDeflate  # noqa: E402
 
 
 class BenchApp(MessageComponent):
@@ -35,7 +42,11 @@ class BenchApp(MessageComponent):
 def main():
     raise_nofile()
     logging.basicConfig(level=logging.WARNING)
-    server = IoServer(WsServer(BenchApp()), "127.0.0.1", 0, backlog=BACKLOG)
+    if "--deflate" in sys.argv[1:]:
+        ws = WsServer(BenchApp(), compression=PerMessageDeflate())
+    else:
+        ws = WsServer(BenchApp())
+    server = IoServer(ws, "127.0.0.1", 0, backlog=BACKLOG)
     announce(server.port)
     prof = start_profile()
     server.run()  # SIGTERM: graceful shutdown, then run() returns

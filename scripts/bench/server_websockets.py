@@ -1,4 +1,8 @@
-"""websockets (asyncio API), compression off; broadcast with websockets.broadcast()."""
+"""websockets (asyncio API), compression off; broadcast with websockets.broadcast().
+
+--deflate: websockets' own default, compression="deflate" (permessage-deflate
+with its default settings), for the deflate group.
+"""
 
 import asyncio
 import logging
@@ -24,7 +28,8 @@ async def main():
             else:
                 await ws.send(msg)
 
-    server = await serve(handler, "127.0.0.1", 0, compression=None, backlog=BACKLOG)
+    compression = "deflate" if "--deflate" in sys.argv[1:] else None
+    server = await serve(handler, "127.0.0.1", 0, compression=compression, backlog=BACKLOG)
     announce(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 

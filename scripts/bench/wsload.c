@@ -28,7 +28,30 @@
  * Sec-WebSocket-Accept expected; bench.py computes the pair) --timeout T
  * (bound on the whole run) --pending P (connections being opened at once).
  *
+ * permessage-deflate (RFC 7692; needs the zlib build below):
+ *   --deflate         offer "permessage-deflate; client_max_window_bits" and
+ *                     require the server to accept it.  Data messages go out
+ *                     compressed (raw deflate, sync flush, the 00 00 ff ff tail
+ *                     stripped, RSV1 on the first frame) with the window the
+ *                     server's answer allows (client_max_window_bits=N, else
+ *                     15).  Each message is compressed on its own (RFC 7692
+ *                     7.1.1 lets a client skip context takeover), so the
+ *                     compressed form of each payload is computed once and
+ *                     reused: the client's compression costs nothing per
+ *                     message.  Received messages with RSV1 are inflated
+ *                     (tail appended; one inflater per connection, reset after
+ *                     each message when the server said
+ *                     server_no_context_takeover) and compared with what was
+ *                     sent, every one of them.
+ *   --payload-file F  the messages to send (text), one per line of F (no
+ *                     line may be empty); echo mode cycles through them and
+ *                     checks each echo against the message it answers;
+ *                     broadcast mode sends the first line as its sync message.
+ *   --no-sync         broadcast mode: skip the sync message (connections stay
+ *                     without any traffic after the upgrade; for --hold).
+ *
  * Build: gcc -O2 -o wsload wsload.c
+ *        gcc -O2 -DWSLOAD_ZLIB -o wsload wsload.c -lz   (for --deflate)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +70,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef WSLOAD_ZLIB
+#include <zlib.h>
+#endif
 
 enum { M_ECHO, M_BROADCAST, M_HANDSHAKE };
 enum { S_FREE, S_CONNECTING, S_UPGRADING, S_OPEN, S_CLOSING, S_DONE };
@@ -61,6 +87,12 @@ typedef struct {
     unsigned char *wbuf;       /* bytes the kernel did not take yet */
     size_t wlen, wcap;
     double sent_at[MAX_DEPTH]; /* ring of send times (echo) */
+    int sent_idx[MAX_DEPTH];   /* ring of which message was sent (echo) */
+    int next_msg;
+    int pmd;                   /* permessage-deflate negotiated */
+    int srv_nct;               /* server_no_context_takeover */
+    int cwbits;                /* our window: client_max_window_bits */
+    void *inf;                 /* z_stream inflater, made at the first compressed message */
     int head, inflight;
     double started;            /* connect time (handshake mode) */
     uint64_t received;         /* data messages received */
@@ -80,6 +112,9 @@ static int concurrency = 20;
 static int max_pending = 256;
 static const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
 static const char *accept_val = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+static int use_deflate = 0;
+static int no_sync = 0;
+static const char *payload_file = NULL;
 
 /* state */
 static int ep;
@@ -102,6 +137,20 @@ static uint64_t total_received = 0;
 static int syncing = 0;          /* broadcast mode: waiting for every "sync" echo */
 static int synced = 0;
 static double bcast_timeout = 20.0;
+/* messages from --payload-file (echo; broadcast: the sync message) */
+static unsigned char **msgs;
+static size_t *msg_lens;
+static int nmsgs = 0;
+static unsigned char *zout;        /* inflate output */
+#ifdef WSLOAD_ZLIB
+static unsigned char **zmsgs[16];  /* compressed form per window bits, made on first use */
+static size_t *zlens[16];
+static size_t zout_cap;
+#endif
+static uint64_t wire_in = 0;       /* payload bytes received on the wire (compressed or not) */
+static uint64_t n_inflated = 0, n_plain = 0;
+static int n_pmd = 0;              /* connections that negotiated permessage-deflate */
+static char ext_answer[256] = "";  /* the server's Sec-WebSocket-Extensions (first connection) */
 
 static double now(void) {
     struct timespec ts;
@@ -152,6 +201,15 @@ static void close_conn(Conn *c) {
         close(c->fd);
     }
     c->fd = -1;
+#ifdef WSLOAD_ZLIB
+    if (c->inf) {
+        inflateEnd((z_stream *)c->inf);
+        free(c->inf);
+        c->inf = NULL;
+    }
+#endif
+    if (c->pmd) n_pmd--;
+    c->pmd = 0;
     if (c->state == S_OPEN) n_open--;
     if (c->state == S_CONNECTING || c->state == S_UPGRADING) n_opening--;
     c->state = S_DONE;
@@ -205,14 +263,14 @@ static void flush_out(Conn *c) {
 static unsigned char *frame_buf;
 static size_t frame_cap;
 
-static void send_frame(Conn *c, int opcode, const unsigned char *data, size_t len) {
+static void send_frame_b0(Conn *c, int b0, const unsigned char *data, size_t len) {
     size_t need = len + 14;
     if (need > frame_cap) {
         frame_cap = need;
         frame_buf = xrealloc(frame_buf, frame_cap);
     }
     unsigned char *p = frame_buf;
-    *p++ = 0x80 | opcode;
+    *p++ = b0;
     if (len < 126) {
         *p++ = 0x80 | len;
     } else if (len < 65536) {
@@ -242,6 +300,115 @@ static void send_frame(Conn *c, int opcode, const unsigned char *data, size_t le
     conn_write(c, frame_buf, (size_t)(p - frame_buf) + len);
 }
 
+static void send_frame(Conn *c, int opcode, const unsigned char *data, size_t len) {
+    send_frame_b0(c, 0x80 | opcode, data, len);
+}
+
+/* The compressed form of message idx for a window of wbits (cached). */
+static void compressed_msg(int idx, int wbits, const unsigned char **out, size_t *outlen) {
+#ifdef WSLOAD_ZLIB
+    if (wbits < 9) wbits = 9;  /* zlib cannot make an 8-bit window; 9 would overstep it */
+    if (!zmsgs[wbits]) {
+        zmsgs[wbits] = calloc((size_t)nmsgs, sizeof *zmsgs[wbits]);
+        zlens[wbits] = calloc((size_t)nmsgs, sizeof *zlens[wbits]);
+    }
+    if (!zmsgs[wbits][idx]) {
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (deflateInit2(&z, 6, Z_DEFLATED, -wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            fprintf(stderr, "deflateInit2 failed\n");
+            exit(2);
+        }
+        size_t cap = deflateBound(&z, msg_lens[idx]) + 64;
+        unsigned char *buf = xrealloc(NULL, cap);
+        z.next_in = msgs[idx];
+        z.avail_in = (uInt)msg_lens[idx];
+        z.next_out = buf;
+        z.avail_out = (uInt)cap;
+        if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in) {
+            fprintf(stderr, "deflate failed\n");
+            exit(2);
+        }
+        size_t n = cap - z.avail_out;
+        deflateEnd(&z);
+        if (n < 4 || memcmp(buf + n - 4, "\x00\x00\xff\xff", 4) != 0) {
+            fprintf(stderr, "deflate output does not end with 00 00 ff ff\n");
+            exit(2);
+        }
+        zmsgs[wbits][idx] = buf;
+        zlens[wbits][idx] = n - 4;
+    }
+    *out = zmsgs[wbits][idx];
+    *outlen = zlens[wbits][idx];
+#else
+    (void)idx; (void)wbits; (void)out; (void)outlen;
+    exit(2);
+#endif
+}
+
+/* Send message idx of --payload-file as text, compressed when negotiated. */
+static void send_msg(Conn *c, int idx) {
+    if (c->pmd) {
+        const unsigned char *z;
+        size_t zl;
+        compressed_msg(idx, c->cwbits, &z, &zl);
+        send_frame_b0(c, 0x80 | 0x40 | 1, z, zl);
+    } else {
+        send_frame(c, 1, msgs[idx], msg_lens[idx]);
+    }
+}
+
+/* Inflate a compressed message (RSV1) into zout; returns its length, or -1. */
+static long inflate_msg(Conn *c, const unsigned char *data, size_t len) {
+#ifdef WSLOAD_ZLIB
+    static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    z_stream *z = (z_stream *)c->inf;
+    if (!z) {
+        z = calloc(1, sizeof *z);
+        if (inflateInit2(z, -15) != Z_OK) {
+            fail("inflateInit2 failed");
+            free(z);
+            return -1;
+        }
+        c->inf = z;
+    }
+    size_t outlen = 0;
+    for (int part = 0; part < 2; part++) {
+        z->next_in = (unsigned char *)(part ? tail : data);
+        z->avail_in = (uInt)(part ? 4 : len);
+        for (;;) {
+            if (zout_cap - outlen < 65536) {
+                if (zout_cap > (size_t)256 << 20) {
+                    fail("inflated message over 256 MiB");
+                    return -1;
+                }
+                zout_cap = zout_cap * 2 + 65536;
+                zout = xrealloc(zout, zout_cap);
+            }
+            z->next_out = zout + outlen;
+            z->avail_out = (uInt)(zout_cap - outlen);
+            int r = inflate(z, Z_SYNC_FLUSH);
+            outlen = zout_cap - z->avail_out;
+            if (r == Z_STREAM_END) {
+                fail("server's deflate stream ended (BFINAL set)");
+                return -1;
+            }
+            if (r != Z_OK && r != Z_BUF_ERROR) {
+                fail("inflate: %s", z->msg ? z->msg : "error");
+                return -1;
+            }
+            if (!z->avail_in && z->avail_out) break;
+        }
+    }
+    if (c->srv_nct) inflateReset(z);
+    return (long)outlen;
+#else
+    (void)c; (void)data; (void)len;
+    fail("built without zlib");
+    return -1;
+#endif
+}
+
 static void start_connect(Conn *c) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -258,6 +425,7 @@ static void start_connect(Conn *c) {
     c->rlen = c->wlen = 0;
     c->want_out = 1;
     c->inflight = c->head = 0;
+    c->next_msg = (int)(c - conns);
     c->started = now();
     n_opening++;
     n_started++;
@@ -271,9 +439,16 @@ static void start_connect(Conn *c) {
 
 static void send_echo(Conn *c) {
     double t = now();
-    c->sent_at[(c->head + c->inflight) % MAX_DEPTH] = t;
+    int slot = (c->head + c->inflight) % MAX_DEPTH;
+    c->sent_at[slot] = t;
     c->inflight++;
-    send_frame(c, binary ? 2 : 1, payload, payload_len);
+    if (nmsgs) {
+        int idx = c->next_msg++ % nmsgs;
+        c->sent_idx[slot] = idx;
+        send_msg(c, idx);
+    } else {
+        send_frame(c, binary ? 2 : 1, payload, payload_len);
+    }
 }
 
 static void on_opened(Conn *c) {
@@ -290,7 +465,26 @@ static void on_opened(Conn *c) {
     }
 }
 
-static void on_message(Conn *c, int opcode, const unsigned char *data, size_t len) {
+static void on_message(Conn *c, int opcode, int rsv1, const unsigned char *data, size_t len) {
+    if (rsv1 && opcode < 8) {
+        if (!c->pmd) {
+            fail("RSV1 set without permessage-deflate");
+            close_conn(c);
+            return;
+        }
+        wire_in += len;
+        long n = inflate_msg(c, data, len);
+        if (n < 0) {
+            close_conn(c);
+            return;
+        }
+        n_inflated++;
+        data = zout;
+        len = (size_t)n;
+    } else if (opcode < 8) {
+        wire_in += len;
+        n_plain++;
+    }
     if (opcode == 9) {  /* ping: answer */
         send_frame(c, 10, data, len);
         return;
@@ -305,8 +499,18 @@ static void on_message(Conn *c, int opcode, const unsigned char *data, size_t le
         close_conn(c);
         return;
     }
+    if (mode == M_ECHO && nmsgs && c->inflight > 0) {
+        int idx = c->sent_idx[c->head];
+        if (len != msg_lens[idx] || memcmp(data, msgs[idx], len) != 0 || opcode != 1) {
+            fail("bad echo: opcode %d, %zu bytes (expected message %d, %zu bytes)", opcode, len, idx, msg_lens[idx]);
+            close_conn(c);
+            return;
+        }
+    }
     if (mode == M_ECHO) {
-        if (len != payload_len || memcmp(data, payload, len) != 0 || opcode != (binary ? 2 : 1)) {
+        if (nmsgs) {
+            /* checked above */
+        } else if (len != payload_len || memcmp(data, payload, len) != 0 || opcode != (binary ? 2 : 1)) {
             fail("bad echo: opcode %d, %zu bytes (expected %zu)", opcode, len, payload_len);
             close_conn(c);
             return;
@@ -327,7 +531,9 @@ static void on_message(Conn *c, int opcode, const unsigned char *data, size_t le
         if (!stopped) send_echo(c);
     } else if (mode == M_BROADCAST) {
         if (syncing) {
-            if (len != 4 || memcmp(data, "sync", 4) != 0) {
+            const unsigned char *want = nmsgs ? msgs[0] : (const unsigned char *)"sync";
+            size_t want_len = nmsgs ? msg_lens[0] : 4;
+            if (len != want_len || memcmp(data, want, len) != 0 || opcode != 1) {
                 fail("bad answer to the sync message: opcode %d, %zu bytes", opcode, len);
                 close_conn(c);
                 return;
@@ -384,7 +590,12 @@ static void parse_frames(Conn *c) {
             close_conn(c);
             return;
         }
-        on_message(c, opcode, b + hdr, (size_t)len);
+        if ((b[0] & 0x30) || ((b[0] & 0x40) && (opcode == 0 || opcode >= 8))) {
+            fail("server frame has RSV bits 0x%02x on opcode %d", b[0] & 0x70, opcode);
+            close_conn(c);
+            return;
+        }
+        on_message(c, opcode, (b[0] & 0x40) != 0, b + hdr, (size_t)len);
         pos += hdr + (size_t)len;
     }
     if (c->fd < 0) return;
@@ -413,6 +624,45 @@ static void on_upgrade_data(Conn *c) {
         fail("wrong Sec-WebSocket-Accept in the handshake response");
         close_conn(c);
         return;
+    }
+    if (use_deflate) {
+        /* the server's Sec-WebSocket-Extensions, if any (header names are case-insensitive) */
+        char hdrs[16385];
+        size_t n = hlen < sizeof hdrs - 1 ? hlen : sizeof hdrs - 1;
+        for (size_t i = 0; i < n; i++) {
+            char ch = (char)c->rbuf[i];
+            hdrs[i] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+        }
+        hdrs[n] = 0;
+        char *h = strstr(hdrs, "\r\nsec-websocket-extensions:");
+        if (!h || !strstr(h + 2, "permessage-deflate")) {
+            fail("the server did not accept permessage-deflate");
+            close_conn(c);
+            return;
+        }
+        h += 28;  /* strlen("\r\nsec-websocket-extensions:") */
+        char *eol = strstr(h, "\r\n");
+        if (eol) *eol = 0;
+        while (*h == ' ') h++;
+        if (!ext_answer[0]) {
+            snprintf(ext_answer, sizeof ext_answer, "%s", h);
+            for (char *q = ext_answer; *q; q++) if (*q == '"' || *q == '\\' || (unsigned char)*q < 32) *q = '\'';
+        }
+        c->pmd = 1;
+        n_pmd++;
+        c->srv_nct = strstr(h, "server_no_context_takeover") != NULL;
+        c->cwbits = 15;
+        char *w = strstr(h, "client_max_window_bits");
+        if (w) {
+            w += 22;
+            while (*w == ' ') w++;
+            if (*w == '=') {
+                w++;
+                while (*w == ' ' || *w == '"') w++;
+                int bits = atoi(w);
+                if (bits >= 8 && bits <= 15) c->cwbits = bits;
+            }
+        }
     }
     memmove(c->rbuf, c->rbuf + hlen, c->rlen - hlen);
     c->rlen -= hlen;
@@ -562,11 +812,46 @@ int main(int argc, char **argv) {
         else if (ARG("--key")) key = v;
         else if (ARG("--accept")) accept_val = v;
         else if (ARG("--seed")) rng = strtoull(v, NULL, 10) | 1;
+        else if (!strcmp(a, "--deflate")) use_deflate = 1;
+        else if (ARG("--payload-file")) payload_file = v;
+        else if (!strcmp(a, "--no-sync")) no_sync = 1;
         else usage();
 #undef ARG
     }
     if (!port || nconns < 1 || depth < 1 || depth > MAX_DEPTH) usage();
     setvbuf(stdout, NULL, _IOLBF, 0);
+#ifndef WSLOAD_ZLIB
+    if (use_deflate) {
+        fprintf(stderr, "wsload was built without zlib: --deflate needs "
+                "gcc -O2 -DWSLOAD_ZLIB -o wsload wsload.c -lz (zlib headers: zlib1g-dev / zlib-devel)\n");
+        exit(2);
+    }
+#endif
+    if (payload_file) {
+        FILE *f = fopen(payload_file, "rb");
+        if (!f) {
+            fprintf(stderr, "cannot open %s: %s\n", payload_file, strerror(errno));
+            exit(2);
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &cap, f)) > 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+            if (!n) continue;
+            msgs = xrealloc(msgs, (size_t)(nmsgs + 1) * sizeof *msgs);
+            msg_lens = xrealloc(msg_lens, (size_t)(nmsgs + 1) * sizeof *msg_lens);
+            msgs[nmsgs] = xrealloc(NULL, (size_t)n);
+            memcpy(msgs[nmsgs], line, (size_t)n);
+            msg_lens[nmsgs++] = (size_t)n;
+        }
+        free(line);
+        fclose(f);
+        if (!nmsgs) {
+            fprintf(stderr, "%s holds no message\n", payload_file);
+            exit(2);
+        }
+    }
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -576,7 +861,8 @@ int main(int argc, char **argv) {
 
     request_len = (size_t)snprintf(request, sizeof request,
         "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", port, key);
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n", port, key,
+        use_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 
     ep = epoll_create1(0);
     nslots = mode == M_HANDSHAKE ? concurrency : nconns;
@@ -617,9 +903,11 @@ int main(int argc, char **argv) {
         stopped = 1;
         printf("END\n");
         double wall = measuring ? te - ts : 0;
-        result_and_exit(", \"connected\": %d, \"messages\": %llu, \"bytes\": %llu, \"seconds\": %.6f, "
+        result_and_exit(", \"connected\": %d, \"deflate_conns\": %d, \"extensions\": \"%s\", \"inflated\": %llu, "
+                        "\"plain\": %llu, \"wire_bytes\": %llu, \"messages\": %llu, \"bytes\": %llu, \"seconds\": %.6f, "
                         "\"rate\": %.3f, \"client_cpu_s\": %.6f, \"client_cpu_pct\": %.2f",
-                        n_open, (unsigned long long)count, (unsigned long long)bytes_in, wall,
+                        n_open, n_pmd, ext_answer, (unsigned long long)n_inflated, (unsigned long long)n_plain,
+                        (unsigned long long)wire_in, (unsigned long long)count, (unsigned long long)bytes_in, wall,
                         wall > 0 ? count / wall : 0.0, cpu1 - cpu0,
                         wall > 0 ? 100.0 * (cpu1 - cpu0) / wall : 0.0);
     }
@@ -638,8 +926,11 @@ int main(int argc, char **argv) {
         syncing = 1;
         double sync_deadline = now() + (bcast_timeout > 30 ? bcast_timeout : 30);
         if (sync_deadline > deadline) sync_deadline = deadline;
-        for (int i = 0; i < nconns; i++) send_frame(&conns[i], 1, (const unsigned char *)"sync", 4);
-        while (synced < nconns && !failed) {
+        for (int i = 0; i < nconns && !no_sync; i++) {
+            if (nmsgs) send_msg(&conns[i], 0);
+            else send_frame(&conns[i], 1, (const unsigned char *)"sync", 4);
+        }
+        while (!no_sync && synced < nconns && !failed) {
             if (now() > sync_deadline) {
                 fail("only %d of %d connections answered the sync message", synced, nconns);
                 break;
@@ -685,10 +976,11 @@ int main(int argc, char **argv) {
         double te = now(), cpu1 = cpu_seconds();
         stopped = 1;
         printf("END\n");
-        result_and_exit(", \"connected\": %d, \"open_seconds\": %.4f, \"broadcasts\": %d, \"latencies_s\": [%s], "
+        result_and_exit(", \"connected\": %d, \"deflate_conns\": %d, \"extensions\": \"%s\", \"inflated\": %llu, "
+                        "\"open_seconds\": %.4f, \"broadcasts\": %d, \"latencies_s\": [%s], "
                         "\"deliveries\": %llu, \"busy_seconds\": %.6f, \"seconds\": %.6f, \"rate\": %.3f, "
                         "\"client_cpu_s\": %.6f, \"client_cpu_pct\": %.2f",
-                        n_open, open_s, done, lats, (unsigned long long)((uint64_t)nconns * done), sum,
+                        n_open, n_pmd, ext_answer, (unsigned long long)n_inflated, open_s, done, lats, (unsigned long long)((uint64_t)nconns * done), sum,
                         te - ts, sum > 0 ? nconns * done / sum : 0.0, cpu1 - cpu0,
                         te > ts ? 100.0 * (cpu1 - cpu0) / (te - ts) : 0.0);
     }

@@ -9,7 +9,7 @@ upgrade they already belong to the new protocol.
 
 import re
 from http.cookies import CookieError, SimpleCookie
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qsl, unquote
 
 __all__ = ["Headers", "Request", "RequestParser", "HttpError", "header_tokens"]

@@ -4,9 +4,9 @@ import logging
 from typing import Any, Iterable, List, Optional, Union
 
 from . import hixie
-from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure,
-                      Message, Ping, Pong, encode_close_payload, encode_frame, encode_message,
-                      frame_header)
+from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
+                      Ping, Pong, encode_close_payload, encode_frame, encode_message, frame_header,
+                      is_sendable_close_code)
 
 __all__ = ["WsConnection", "HixieConnection", "broadcast"]
 
@@ -17,13 +17,6 @@ _OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
 # Above this size a frame's header and payload are written separately rather
 # than copied into one buffer.
 _COALESCE_LIMIT = 64 * 1024
-
-
-def _check_close_code(code: int) -> None:
-    # The codes a server may put in a close frame: 1000-1003, 1007-1014, and
-    # 3000-4999.  1004-1006 and 1015 are reserved for "no code" meanings.
-    if not (code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-        raise ValueError("close code %d may not be sent" % code)
 
 
 class WsConnection:
@@ -147,7 +140,8 @@ class WsConnection:
         The TCP connection is dropped when the peer answers, or after the
         server's ``close_timeout``.  ``on_close`` follows either way.
         """
-        _check_close_code(code)
+        if not is_sendable_close_code(code):
+            raise ValueError("close code %d may not be sent" % code)
         if self._state is not _OPEN:
             return
         frame = self._close_frame(code, reason)

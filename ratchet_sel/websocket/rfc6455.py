@@ -19,7 +19,7 @@ __all__ = [
     "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "Message", "Ping", "Pong", "Close", "Failure", "FrameParser",
     "encode_frame", "encode_message", "encode_close_payload", "apply_mask",
-    "is_valid_close_code", "CloseCode", "ProtocolViolation", "frame_header",
+    "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
 ]
 
 OP_CONTINUATION = 0x0
@@ -59,6 +59,16 @@ def is_valid_close_code(code: int) -> bool:
     rest of 0-2999 is reserved.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+
+
+def is_sendable_close_code(code: int) -> bool:
+    """May this server put ``code`` in a close frame it sends?
+
+    The peer-valid codes, plus 1012-1014 (restart, try again later, bad
+    gateway), which servers send.  1005, 1006 and 1015 mean "no code" and are
+    never sent.
+    """
+    return is_valid_close_code(code) or 1012 <= code <= 1014
 
 
 # -- events -----------------------------------------------------------------

@@ -172,16 +172,20 @@ def build_client(workdir):
     """Build wsload (with zlib for the deflate group when zlib.h is there); returns (path, has_zlib)."""
     src = os.path.join(BENCH_SRC, "wsload.c")
     exe = os.path.join(workdir, "wsload")
-    flag = exe + ".zlib"   # marks a build with zlib
+    flag = exe + ".zlib"    # marks a build with zlib
+    stamp = exe + ".source"  # the hash of the source it was built from
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    built_from = open(stamp).read().strip() if os.path.exists(stamp) else None
     # (a build without zlib is tried again each run: zlib may have been installed since)
-    if (not os.path.exists(exe) or not os.path.exists(flag)
-            or os.path.getmtime(exe) < os.path.getmtime(src)):
+    if not os.path.exists(exe) or not os.path.exists(flag) or built_from != digest:
         cc = shutil.which("gcc") or shutil.which("cc")
         if not cc:
             raise SystemExit("bench.py needs gcc to build the load client (scripts/bench/wsload.c)")
         log("building %s" % exe)
-        if os.path.exists(flag):
-            os.unlink(flag)
+        for old in (flag, stamp):
+            if os.path.exists(old):
+                os.unlink(old)
         out = subprocess.run([cc, "-O2", "-DWSLOAD_ZLIB", "-o", exe, src, "-lz"], capture_output=True, text=True)
         if out.returncode == 0:
             open(flag, "w").close()
@@ -189,6 +193,8 @@ def build_client(workdir):
             log("building wsload with zlib failed (%s); building it without: the deflate measurements will "
                 "fail" % (out.stderr.strip().splitlines() or ["?"])[-1][:200])
             subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+        with open(stamp, "w") as f:
+            f.write(digest)
     return exe, os.path.exists(flag)
 
 

@@ -17,6 +17,7 @@ Tests synchronise on recorded events (a condition variable) or on
 """
 
 import socket
+import struct
 import threading
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -331,3 +332,22 @@ class Recorder(MessageComponent):
             return None
 
         return self.wait_for(find, timeout, "on_open of the client from port %d" % port)
+
+
+def read_all_or_reset(sock: socket.socket) -> Tuple[bytes, bool]:
+    """Read until EOF; a reset also ends the stream.  Returns (bytes, reset?)."""
+    buf = bytearray()
+    try:
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return bytes(buf), False
+            buf += data
+    except ConnectionResetError:
+        return bytes(buf), True
+
+
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

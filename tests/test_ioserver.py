@@ -5,14 +5,14 @@ import errno
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 
 import pytest
 
 from ratchet_sel import IoServer, MessageComponent
-from support import DEFAULT_TIMEOUT, Recorder, ServerThread, connect, recv_exactly, recv_until_eof
+from support import (DEFAULT_TIMEOUT, Recorder, ServerThread, connect, read_all_or_reset, recv_exactly,
+                     recv_until_eof, reset)
 
 try:
     import resource
@@ -28,25 +28,6 @@ def pattern(nbytes):
     """``nbytes`` of a pattern in which every 4-byte word is distinct (detects reordering)."""
     words = array.array("I", range((nbytes + 3) // 4)).tobytes()
     return words[:nbytes]
-
-
-def read_all_or_reset(sock):
-    """Read until EOF; a reset also ends the stream.  Returns (bytes, reset?)."""
-    buf = bytearray()
-    try:
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                return bytes(buf), False
-            buf += data
-    except ConnectionResetError:
-        return bytes(buf), True
-
-
-def reset(sock):
-    """Close ``sock`` with a RST instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 def small_send_buffer(conn):

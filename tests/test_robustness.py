@@ -26,7 +26,7 @@ import time
 import zlib
 
 import pytest
-from support import ServerThread, connect
+from support import ServerThread, connect, read_all_or_reset, reset
 from wsclient import WsClient, http_exchange, read_response, upgrade_request
 
 from ratchet_sel import MessageComponent, WsServer
@@ -179,25 +179,6 @@ def open_ws(port, rcvbuf=None, extra=None, timeout=WAIT):
     client.parser = FrameParser(require_mask=False, max_message_size=1 << 31)
     client.events = list(client.parser.feed(rest)) if rest else []
     return client
-
-
-def read_to_eof(sock):
-    """Everything until EOF; a reset also ends it.  Returns (bytes, reset?)."""
-    buf = bytearray()
-    try:
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                return bytes(buf), False
-            buf += data
-    except ConnectionResetError:
-        return bytes(buf), True
-
-
-def rst(sock):
-    """Close with a RST instead of a FIN."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 def conn_of(app, client, timeout=WAIT):
@@ -690,7 +671,7 @@ def test_close_handshake_timeout_drops_a_peer_that_never_answers():
             client.send("close-me")
             assert client.expect_close() == Close(4001, "asked to")
             t0 = time.monotonic()
-            rest, _ = read_to_eof(client.sock)       # never answering the close
+            rest, _ = read_all_or_reset(client.sock)       # never answering the close
             waited = time.monotonic() - t0
             assert rest == b""
             assert 0.3 <= waited <= 5.0, waited
@@ -807,7 +788,7 @@ def test_reset_mid_frame_gives_exactly_one_on_close(case):
             tap.wait_bytes(client.sock, before + len(partial) + (len("flood") + 6 if case == "pending-writes"
                                                                  else len("close-me") + 6 if case == "closing"
                                                                  else 0))
-            rst(client.sock)
+            reset(client.sock)
             app.wait_for(lambda ev: any(e[0] == "close" and e[1] is ws for e in ev))
             st.sync()
             assert app.count("close", ws) == 1
@@ -962,7 +943,7 @@ def test_shutdown_is_bounded_when_clients_never_answer():
         elapsed = time.monotonic() - t0
         assert elapsed < 12, elapsed
         for client in clients:
-            rest, _ = read_to_eof(client.sock)
+            rest, _ = read_all_or_reset(client.sock)
             assert rest == b""
     finally:
         for client in clients:

@@ -132,16 +132,19 @@ class Connection:
             self._teardown()
             return
         if not data:
-            log.debug("%r: peer closed", self)
-            if self._wbuf:
-                self._begin_close()  # the peer may still read what we owe it
-            else:
-                self._teardown()
+            self._peer_finished()
             return
         try:
             self._component.on_message(self, data)
         except Exception as exc:
             self.server._report_error(self, exc)
+
+    def _peer_finished(self) -> None:
+        log.debug("%r: peer closed", self)
+        if self._wbuf:
+            self._begin_close()  # the peer may still read what we owe it
+        else:
+            self._teardown()
 
     def _on_discard_readable(self) -> None:
         # While closing: read and discard, so that a peer still sending never
@@ -406,10 +409,7 @@ class TlsConnection(Connection):
             except Exception as exc:
                 self.server._report_error(self, exc)
         if eof and self._state == Connection._OPEN:
-            if self._wbuf:
-                self._begin_close()
-            else:
-                self._teardown()
+            self._peer_finished()
 
 
 def _is_ipv6(address: str) -> bool:
@@ -488,8 +488,11 @@ class IoServer:
             self._bound = sock.getsockname()
         self._listeners.append(sock)
         self._contexts[sock] = ssl_context
-        self.loop.add_reader(sock, lambda: self._on_acceptable(sock))
+        self._watch(sock)
         return sock
+
+    def _watch(self, listener: socket.socket) -> None:
+        self.loop.add_reader(listener, lambda: self._on_acceptable(listener))
 
     @property
     def socket(self) -> socket.socket:
@@ -534,7 +537,7 @@ class IoServer:
             self._accept_paused = False
             if not self._shutting_down:
                 for listener in self._listeners:
-                    self.loop.add_reader(listener, lambda s=listener: self._on_acceptable(s))
+                    self._watch(listener)
 
         self.loop.call_later(delay, resume)
 

@@ -351,3 +351,18 @@ def reset(sock: socket.socket) -> None:
     """Close ``sock`` with a RST instead of a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def ensure_fd_limit(needed: int) -> Tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to ``needed`` (skip the test if the hard limit forbids)."""
+    import pytest
+    try:
+        import resource
+    except ImportError:
+        pytest.skip("needs the resource module")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, needed))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return soft, hard

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from ratchet_sel import IoServer, MessageComponent
-from support import (DEFAULT_TIMEOUT, Recorder, ServerThread, connect, read_all_or_reset, recv_exactly,
-                     recv_until_eof, reset)
+from support import (DEFAULT_TIMEOUT, Recorder, ServerThread, connect, ensure_fd_limit, read_all_or_reset,
+                     recv_exactly, recv_until_eof, reset)
 
 try:
     import resource
@@ -209,20 +209,9 @@ def test_connection_identity_attributes_and_unique_ids():
 
 # -- many connections ------------------------------------------------------------------------
 
-def _ensure_fd_limit(needed):
-    if resource is None:
-        pytest.skip("needs the resource module")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, needed))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    return soft, hard
-
-
 def test_two_thousand_simultaneous_connections():
     n = 2000
-    old = _ensure_fd_limit(2 * n + 256)
+    old = ensure_fd_limit(2 * n + 256)
     rec = Recorder(echo=True)
     clients = []
     try:

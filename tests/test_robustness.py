@@ -26,7 +26,7 @@ import time
 import zlib
 
 import pytest
-from support import ServerThread, connect, read_all_or_reset, reset
+from support import ServerThread, connect, ensure_fd_limit, read_all_or_reset, reset
 from wsclient import WsClient, http_exchange, read_response, upgrade_request
 
 from ratchet_sel import MessageComponent, WsServer
@@ -200,17 +200,6 @@ def conn_of(app, client, timeout=WAIT):
 def small_send_buffer(ws):
     """Make the kernel take less from the server side, so the transport buffers early."""
     ws.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
-
-
-def ensure_fd_limit(needed):
-    if resource is None:
-        pytest.skip("needs the resource module")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, needed))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    return soft, hard
 
 
 def start_cli(*args):

@@ -14,7 +14,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from ..http.request import HttpError, Request, header_tokens
 
 __all__ = ["GUID", "accept_key", "negotiate", "Agreement", "detect_version",
-           "offered_subprotocols", "select_subprotocol", "check_upgrade", "SUPPORTED_VERSIONS"]
+           "offered_subprotocols", "select_subprotocol", "check_upgrade", "SUPPORTED_VERSIONS",
+           "SUPPORTED_VERSION_LIST"]
 
 #: The fixed GUID that RFC 6455 section 1.3 appends to the client's key.
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -22,7 +23,8 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Sec-WebSocket-Version values understood, to the name ``conn.version`` gets.
 #: HyBi-07 and HyBi-08 (versions 7 and 8) frame exactly like HyBi-10.
 SUPPORTED_VERSIONS = {"13": "rfc6455", "8": "hybi-10", "7": "hybi-10"}
-_VERSION_HEADER = {"Sec-WebSocket-Version": "13, 8, 7"}
+#: What a 426 answer advertises, in order of preference.
+SUPPORTED_VERSION_LIST = ", ".join(SUPPORTED_VERSIONS)
 
 
 def accept_key(key: str) -> str:
@@ -125,7 +127,7 @@ def negotiate(request: Request, *, subprotocols: Sequence[str] = (), strict_subp
     version = detect_version(request)
     if version not in ("rfc6455", "hybi-10"):
         raise HttpError(426, "Unsupported WebSocket version; this server speaks 13, 8 and 7",
-                        _VERSION_HEADER)
+                        {"Sec-WebSocket-Version": SUPPORTED_VERSION_LIST})
     check_upgrade(request)
     key = _client_key(request)
     subprotocol = select_subprotocol(request, subprotocols, strict_subprotocols)

@@ -26,11 +26,6 @@ ALL_VERSIONS = ("rfc6455", "hybi-10", "hixie-76", "hixie-75")
 _DRAFTS = ("hixie-76", "hixie-75")
 
 
-def _upgrade_required(request: Request) -> Response:
-    return error_response(426, "This is a WebSocket endpoint; send an Upgrade request",
-                          {"Upgrade": "websocket", "Sec-WebSocket-Version": "13, 8, 7"})
-
-
 class WsServer(HttpServerInterface):
     """Serves ``component`` over WebSocket: RFC 6455, HyBi-07/08/10, Hixie-76/75 on one port.
 
@@ -81,7 +76,7 @@ class WsServer(HttpServerInterface):
         self.max_frame_size = max_frame_size
         self.close_timeout = close_timeout
         self.strict_subprotocols = strict_subprotocols
-        self.http_handler = http_handler or _upgrade_required
+        self.http_handler = http_handler or self._upgrade_required
         self.compression: Optional[PerMessageDeflate] = (
             PerMessageDeflate() if compression is WsServer._DEFAULT_COMPRESSION else compression or None)
         self.enabled_versions = set(ALL_VERSIONS)
@@ -223,7 +218,7 @@ class WsServer(HttpServerInterface):
     def _handshake(self, conn: Any, request: Request, rest: bytes) -> None:
         version = detect_version(request)
         if version is None:
-            response = self.http_handler(request) or _upgrade_required(request)
+            response = self.http_handler(request) or self._upgrade_required(request)
             send_response(conn, response)
             return
         if request.body:
@@ -302,6 +297,10 @@ class WsServer(HttpServerInterface):
         ws = HixieConnection(self, conn, request, version, subprotocol, parser)
         conn.send(response)
         self._open(ws, rest)
+
+    def _upgrade_required(self, request: Request) -> Response:
+        return error_response(426, "This is a WebSocket endpoint; send an Upgrade request",
+                              {"Upgrade": "websocket", "Sec-WebSocket-Version": self._version_list()})
 
     def _version_list(self) -> str:
         return ", ".join(number for number, name in SUPPORTED_VERSIONS.items()

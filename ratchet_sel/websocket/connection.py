@@ -33,7 +33,7 @@ class WsConnection:
     __slots__ = ("__dict__", "__weakref__", "transport", "resource_id", "remote_address", "remote_port", "request",
                  "version", "subprotocol", "extension", "close_code", "close_reason",
                  "dropped_messages", "_server", "_parser", "_state", "_close_timer",
-                 "_ping_outstanding", "_last_seen")
+                 "_ping_outstanding", "_last_seen", "_close_listeners")
 
     def __init__(self, server: Any, transport: Any, request: Any, version: str,
                  subprotocol: Optional[str], parser: Any, extension: Any = None) -> None:
@@ -55,6 +55,7 @@ class WsConnection:
         self.dropped_messages = 0
         self._ping_outstanding = False
         self._last_seen = transport.loop.time()
+        self._close_listeners: Optional[List[Any]] = None
 
     def __repr__(self) -> str:
         return "<WsConnection #%d %s %s>" % (self.resource_id, self.remote_address, self.version)
@@ -134,6 +135,31 @@ class WsConnection:
             self.transport.send(encode_frame(opcode, raw))
 
     # -- closing ----------------------------------------------------------------
+    def add_close_listener(self, callback: Any) -> None:
+        """Call ``callback(conn)`` once the connection has closed, after the application's ``on_close``.
+
+        Meant for shared registries (topics, sessions) that must forget a
+        connection without relying on every application to tell them.  A
+        listener added to a connection that has already closed is never called.
+        """
+        if self._close_listeners is None:
+            self._close_listeners = [callback]
+        elif callback not in self._close_listeners:
+            self._close_listeners.append(callback)
+
+    def remove_close_listener(self, callback: Any) -> None:
+        """Forget a callback given to :meth:`add_close_listener` (no error if absent)."""
+        if self._close_listeners is not None and callback in self._close_listeners:
+            self._close_listeners.remove(callback)
+
+    def _notify_closed(self) -> None:
+        listeners, self._close_listeners = self._close_listeners, None
+        for callback in listeners or ():
+            try:
+                callback(self)
+            except Exception:
+                log.exception("%r: a close listener raised", self)
+
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake: send a close frame and wait for the peer's.
 

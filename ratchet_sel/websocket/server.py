@@ -193,6 +193,7 @@ class WsServer(HttpServerInterface):
             self.component.on_close(ws)
         except Exception:
             log.exception("%r: on_close raised", ws)
+        ws._notify_closed()
 
     def on_error(self, conn: Any, exc: BaseException) -> None:
         ws = self.connections.get(conn)

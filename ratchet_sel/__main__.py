@@ -6,6 +6,7 @@ import sys
 from typing import List, Optional
 
 from .demo import Chat, Echo, chat_page
+from .pubsub import Topics
 from .server import IoServer
 from .websocket.server import WsServer
 
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_topics(args: argparse.Namespace) -> Topics:
+    """The hub behind the chat room: in-process today; a backplane spans it over processes."""
+    return Topics()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -64,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "echo":
         ws = WsServer(Echo(), **options)
     else:
-        ws = WsServer(Chat(), http_handler=chat_page, **options)
+        ws = WsServer(Chat(build_topics(args)), http_handler=chat_page, **options)
     context = None
     if args.certfile:
         import ssl  # only here: a Python without OpenSSL still serves plain ws://

@@ -1,11 +1,12 @@
 """The applications behind the command line: an echo server and a chat room."""
 
-from typing import Any, Optional, Set
+from typing import Any, Optional
 
 from .component import MessageComponent
 from .http.request import Request
 from .http.response import Response
-from .websocket.connection import WsConnection, broadcast
+from .pubsub import Topics
+from .websocket.connection import WsConnection
 
 __all__ = ["Echo", "Chat", "chat_page"]
 
@@ -18,19 +19,22 @@ class Echo(MessageComponent):
 
 
 class Chat(MessageComponent):
-    """Relays each message to every other member of the room."""
+    """Relays each message to every other member of the room.
 
-    def __init__(self) -> None:
-        self.clients: Set[WsConnection] = set()
+    The room is the topic ``room`` (default ``"chat"``) of ``topics``: give it
+    a hub with a backplane (workers, Redis) and the room spans processes and
+    hosts.  Members leave the topic by themselves when they close.
+    """
+
+    def __init__(self, topics: Optional[Topics] = None, room: str = "chat") -> None:
+        self.topics = topics if topics is not None else Topics()
+        self.room = room
 
     def on_open(self, conn: WsConnection) -> None:
-        self.clients.add(conn)
+        self.topics.subscribe(conn, self.room)
 
     def on_message(self, conn: WsConnection, msg: Any) -> None:
-        broadcast(self.clients, msg, exclude=conn)
-
-    def on_close(self, conn: WsConnection) -> None:
-        self.clients.discard(conn)
+        self.topics.publish(self.room, msg, exclude=conn)
 
     def on_error(self, conn: WsConnection, exc: BaseException) -> None:
         conn.close()

@@ -3,12 +3,13 @@
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from .demo import Chat, Echo, chat_page
 from .pubsub import Topics
 from .server import IoServer
 from .websocket.server import WsServer
+from .workers import MAX_WORKERS, Worker, Workers
 
 log = logging.getLogger("ratchet_sel")
 
@@ -48,29 +49,49 @@ def build_parser() -> argparse.ArgumentParser:
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
                              help="do not negotiate permessage-deflate (RFC 7692)")
+        command.add_argument("--workers", type=_worker_count, default=1, metavar="N",
+                             help="worker processes accepting on the same port, 1 to %d; the chat room "
+                                  "spans them (default: %%(default)s: one process, no SO_REUSEPORT)"
+                                  % MAX_WORKERS)
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
     return parser
 
 
-def build_topics(args: argparse.Namespace) -> Topics:
-    """The hub behind the chat room: in-process today; a backplane spans it over processes."""
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError("must be from 1 to %d, not %d" % (MAX_WORKERS, count))
+    return count
+
+
+def build_topics(args: argparse.Namespace, worker: Optional[Worker] = None) -> Topics:
+    """The hub behind the chat room: in-process, or through the master's hub in a worker."""
+    if worker is not None:
+        return worker.topics
     return Topics()
+
+
+def build_component(args: argparse.Namespace, worker: Optional[Worker] = None) -> WsServer:
+    """The WebSocket server of the chosen command (in a worker: after fork, on its loop)."""
+    options = dict(max_message_size=args.max_message_size)
+    if args.no_compression:
+        options["compression"] = None
+    if args.command == "echo":
+        return WsServer(Echo(), **options)
+    return WsServer(Chat(build_topics(args, worker)), http_handler=chat_page, **options)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = dict(max_message_size=args.max_message_size)
-    if args.no_compression:
-        options["compression"] = None
-    if args.command == "echo":
-        ws = WsServer(Echo(), **options)
-    else:
-        ws = WsServer(Chat(build_topics(args)), http_handler=chat_page, **options)
+                        format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
+                        + "%(name)s: %(message)s")
     context = None
     if args.certfile:
         import ssl  # only here: a Python without OpenSSL still serves plain ws://
@@ -84,28 +105,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.keyfile or args.tls_port is not None:
         log.error("--keyfile and --tls-port need --certfile")
         return 2
+    wanted = [(context, args.port)] if args.tls_port is None else [(None, args.port), (context, args.tls_port)]
+    server: Any = None
     try:
-        if context is not None and args.tls_port is None:
-            server = IoServer(ws, args.host, args.port, ssl_context=context)
-            listeners = [(True, server.socket)]
+        if args.workers > 1:
+            server = Workers(lambda worker: build_component(args, worker), args.workers)
+            bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:
-            server = IoServer(ws, args.host, args.port)
-            listeners = [(False, server.socket)]
-            if context is not None:
-                listeners.append((True, server.listen(args.host, args.tls_port, ssl_context=context)))
+            server = IoServer(build_component(args), args.host, args.port, ssl_context=wanted[0][0])
+            bound = [(wanted[0][0] is not None, server.socket.getsockname()[:2])]
+            if len(wanted) > 1:
+                bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))
     except OSError as exc:
-        log.error("cannot listen on %s: %s", args.host, exc)
+        log.error("%s", exc.strerror or exc)  # names the address and the port
+        if isinstance(server, IoServer):
+            server.close()
+            server.loop.close()
+        elif server is not None:
+            server.close()
         return 1
     if args.host in _WILDCARDS:
         log.info("listening on all interfaces (%s)", args.host or "0.0.0.0")
-    for secure, sock in listeners:
-        host, port = sock.getsockname()[:2]
+    for secure, (host, port) in bound:
         ws_url = _url("wss" if secure else "ws", host, port)
         if args.command == "echo":
             log.info("echo server listening on %s", ws_url)
         else:
             log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
                      ws_url)
+    if isinstance(server, Workers):
+        return server.run()
     server.run()
     log.info("stopped")
     return 0

@@ -5,8 +5,8 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from .demo import Chat, Echo, chat_page
-from .pubsub import Topics
+from .demo import Chat, Echo, chat_http_handler
+from .pubsub import PublishEndpoint, RedisPubSub, Topics
 from .server import IoServer
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
                              help="do not negotiate permessage-deflate (RFC 7692)")
+        if name == "chat":
+            command.add_argument("--redis", metavar="URL",
+                                 help="span the room over every chat server on this Redis "
+                                      "(redis://[:password@]host:port/db, or rediss:// for TLS)")
+            command.add_argument("--redis-prefix", default="ratchet_sel:", metavar="PREFIX",
+                                 help="Redis channel prefix: the room is channel PREFIXchat "
+                                      "(default: %(default)s)")
+            command.add_argument("--publish-token", metavar="TOKEN",
+                                 help="accept POST /publish with 'Authorization: Bearer TOKEN'; "
+                                      "its text body goes to every member")
         command.add_argument("--workers", type=_worker_count, default=1, metavar="N",
                              help="worker processes accepting on the same port, 1 to %d; the chat room "
                                   "spans them (default: %%(default)s: one process, no SO_REUSEPORT)"
@@ -70,20 +80,33 @@ def _worker_count(text: str) -> int:
 
 
 def build_topics(args: argparse.Namespace, worker: Optional[Worker] = None) -> Topics:
-    """The hub behind the chat room: in-process, or through the master's hub in a worker."""
+    """The hub behind the chat room: on Redis with ``--redis``, else in this process
+    (in a worker of ``--workers``: through the master's hub, spanning every worker).
+
+    In a worker, a Redis hub is bound to the worker's loop.  Raises
+    ``ValueError`` for a malformed ``--redis`` URL.
+    """
+    if getattr(args, "redis", None):
+        redis = RedisPubSub(args.redis, prefix=args.redis_prefix)
+        if worker is not None:
+            redis.bind(worker.loop)
+            worker.on_stop(redis.close)
+        return redis
     if worker is not None:
         return worker.topics
     return Topics()
 
 
-def build_component(args: argparse.Namespace, worker: Optional[Worker] = None) -> WsServer:
-    """The WebSocket server of the chosen command (in a worker: after fork, on its loop)."""
+def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -> WsServer:
+    """The WebSocket server of the chosen command; the chat room is on ``topics``."""
     options = dict(max_message_size=args.max_message_size)
     if args.no_compression:
         options["compression"] = None
     if args.command == "echo":
         return WsServer(Echo(), **options)
-    return WsServer(Chat(build_topics(args, worker)), http_handler=chat_page, **options)
+    chat = Chat(topics)
+    publish = PublishEndpoint(chat.topics, args.publish_token, topic=chat.room) if args.publish_token else None
+    return WsServer(chat, http_handler=chat_http_handler(publish), **options)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -92,6 +115,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
                         + "%(name)s: %(message)s")
+    topics: Optional[Topics] = None
+    if args.command == "chat":
+        try:
+            topics = build_topics(args)
+        except ValueError as exc:
+            log.error("--redis: %s", exc)
+            return 2
+        if args.workers > 1:
+            topics.close()  # only checked here: each worker builds its own after fork
+            topics = None
     context = None
     if args.certfile:
         import ssl  # only here: a Python without OpenSSL still serves plain ws://
@@ -109,10 +142,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     server: Any = None
     try:
         if args.workers > 1:
-            server = Workers(lambda worker: build_component(args, worker), args.workers)
+            server = Workers(lambda worker: build_component(
+                args, build_topics(args, worker) if args.command == "chat" else None), args.workers)
             bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:
-            server = IoServer(build_component(args), args.host, args.port, ssl_context=wanted[0][0])
+            server = IoServer(build_component(args, topics), args.host, args.port, ssl_context=wanted[0][0])
             bound = [(wanted[0][0] is not None, server.socket.getsockname()[:2])]
             if len(wanted) > 1:
                 bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))
@@ -133,9 +167,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
                      ws_url)
+    if args.command == "chat" and args.publish_token:
+        log.info("POST /publish accepted with the bearer token")
     if isinstance(server, Workers):
         return server.run()
-    server.run()
+    if isinstance(topics, RedisPubSub):
+        topics.bind(server.loop)  # connect now: an unreachable Redis is reported at start
+    try:
+        server.run()
+    finally:
+        if topics is not None:
+            topics.close()
     log.info("stopped")
     return 0
 

@@ -350,6 +350,7 @@ class Worker:
         self.server: Optional[IoServer] = None
         self.backplane = WorkerBackplane(self)
         self._topics: Optional[Topics] = None
+        self._stop_callbacks: List[Callable[[], Any]] = []
         self._channel = _Channel(loop, sock, self._on_frame, self._master_lost,
                                  "the channel to the master", max_buffer, max_frame)
 
@@ -359,6 +360,23 @@ class Worker:
         if self._topics is None:
             self._topics = Topics(self.backplane)
         return self._topics
+
+    def on_stop(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` once the worker's server has stopped, before the process exits.
+
+        For what the factory opened besides the server (a Redis hub, files).
+        """
+        self._stop_callbacks.append(callback)
+
+    def _run_stop_callbacks(self) -> None:
+        callbacks, self._stop_callbacks = self._stop_callbacks, []
+        for callback in reversed(callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("worker %d (pid %d): a stop callback raised", self.index, self.pid)
+        if self._topics is not None:
+            self._topics.close()
 
     def _send(self, frame: bytes) -> bool:
         return self._channel.send(frame)
@@ -647,6 +665,7 @@ class Workers:
         except Exception as exc:
             log.error("worker %d (pid %d) could not start: %s", index, worker.pid, exc,
                       exc_info=not isinstance(exc, OSError))
+            worker._run_stop_callbacks()
             worker.close()
             return EXIT_BOOT_FAILED
         assert server is not None
@@ -655,10 +674,9 @@ class Workers:
         try:
             server.run()
         finally:
-            worker.close()
-            if worker._topics is not None:
-                worker._topics.close()
             server.close()
+            worker._run_stop_callbacks()
+            worker.close()
             loop.close()
         return 0
 

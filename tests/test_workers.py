@@ -127,7 +127,11 @@ def redis_server_path() -> Optional[str]:
 
 def cli_has_redis() -> bool:
     from ratchet_sel.__main__ import build_parser
-    return "--redis" in build_parser()._subparsers._group_actions[0].choices["chat"].format_help()  # type: ignore
+    try:
+        build_parser().parse_args(["chat", "--redis", "redis://127.0.0.1:1/"])
+    except SystemExit:
+        return False
+    return True
 
 
 class RedisServer:

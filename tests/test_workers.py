@@ -504,3 +504,39 @@ def test_workers_stop_when_the_master_is_killed():
 
 def test_reuse_port_is_used_where_it_spreads_connections():
     assert reuse_port_available() == (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT"))
+
+
+# -- what a worker inherits ---------------------------------------------------------------------------
+def test_a_loop_dropped_in_a_forked_child_keeps_working_in_the_parent():
+    from ratchet_sel import Loop
+
+    loop = Loop()
+    left, right = socket.socketpair()
+    got: List[bytes] = []
+    loop.add_reader(left, lambda: got.append(left.recv(16)))
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child drops the loop: nothing of it may reach the parent's epoll
+            status = 1
+            try:
+                loop.close_after_fork()
+                status = 0
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        right.send(b"still watched")
+        loop.run_once(10)
+        assert got == [b"still watched"]
+        woke = threading.Event()
+        threading.Thread(target=loop.call_soon_threadsafe, args=(woke.set,)).start()
+        for _ in range(3):
+            loop.run_once(10)  # the wake-up pair survived the child too
+            if woke.is_set():
+                break
+        assert woke.is_set()
+    finally:
+        loop.forget(left)
+        left.close()
+        right.close()
+        loop.close()

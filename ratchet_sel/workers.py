@@ -495,7 +495,8 @@ class Workers:
     def __init__(self, factory: Callable[[Worker], Any], workers: int = 2, *,
                  shutdown_timeout: float = 5.0, reuse_port: Optional[bool] = None,
                  server_options: Optional[Dict[str, Any]] = None, backlog: int = 1024,
-                 channel_buffer: int = DEFAULT_CHANNEL_BUFFER, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+                 channel_buffer: int = DEFAULT_CHANNEL_BUFFER, max_frame: int = DEFAULT_MAX_FRAME,
+                 on_ready: Optional[Callable[[], Any]] = None) -> None:
         if not hasattr(os, "fork"):
             raise RuntimeError("prefork workers need os.fork (a POSIX system)")
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
@@ -521,6 +522,7 @@ class Workers:
         self._kill_timer: Any = None
         self._exit_status = 0
         self._any_ready = False
+        self._on_ready = on_ready
 
     # -- listeners ------------------------------------------------------------------
     def listen(self, address: str, port: int, ssl_context: Any = None) -> Tuple[str, int]:
@@ -697,6 +699,9 @@ class Workers:
             slot.ready = True
             self._any_ready = True
             log.info("worker %d (pid %d) serving", slot.index, slot.pid)
+            if self._on_ready is not None and all(other.ready for other in self._slots):
+                callback, self._on_ready = self._on_ready, None
+                callback()
 
     def _channel_closed(self, slot: _Slot) -> None:
         # The worker is ending (or broke the channel): its exit is reaped on

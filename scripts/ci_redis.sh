@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI step: the Redis backplane tests against a real redis-server, and they must RUN.
+# CI step: the Redis backplane tests against a real redis-server (they must RUN),
+# then the push example in headless Chromium (scripts/browser_push_test.sh).
 #
 #   bash scripts/ci_redis.sh
 #
@@ -49,4 +50,6 @@ if skipped or tests == 0:
     print("FAIL: the Redis tests must run in CI, none may be skipped")
     sys.exit(1)
 EOF
+
+bash scripts/browser_push_test.sh || status=1
 exit "$status"

@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional
 
 from ratchet_sel.pubsub.resp import RespParser, encode_command
 
-__all__ = ["REDIS_SERVER", "SKIP_REASON", "RedisProcess", "RawRedis", "ChatProcess", "Forwarder", "free_port",
+__all__ = ["REDIS_SERVER", "SKIP_REASON", "RedisProcess", "RawRedis", "ChatProcess", "ServerProcess", "Forwarder", "free_port",
            "wait_until"]
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -171,17 +171,16 @@ class RawRedis:
         self.close()
 
 
-class ChatProcess:
-    """``python -m ratchet_sel chat --port 0 ARGS`` in a child process; ``port`` once it listens."""
+class ServerProcess:
+    """A server in a child process, run from the checkout; ``port`` once it logs ``url_pattern``."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, argv: List[str], url_pattern: str = r"ws://127\.0\.0\.1:(\d+)/") -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", "chat", "--host", "127.0.0.1",
-                                      "--port", "0", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([sys.executable, *argv], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, errors="replace", env=env, cwd=ROOT)
         self.log = _LineLog(self.proc.stderr)
-        self.port = int(self.log.wait_for(r"WebSocket ws://127\.0\.0\.1:(\d+)/", 30).group(1))
+        self.port = int(self.log.wait_for(url_pattern, 30).group(1))
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -193,13 +192,20 @@ class ChatProcess:
                 return self.proc.wait(timeout=10)
         return self.proc.returncode
 
-    def __enter__(self) -> "ChatProcess":
+    def __enter__(self) -> "ServerProcess":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+
+
+class ChatProcess(ServerProcess):
+    """``python -m ratchet_sel chat --host 127.0.0.1 --port 0 ARGS``."""
+
+    def __init__(self, *args: str) -> None:
+        super().__init__(["-m", "ratchet_sel", "chat", "--host", "127.0.0.1", "--port", "0", *args])
 
 
 class Forwarder:

@@ -408,7 +408,7 @@ def test_a_killed_worker_is_replaced_and_the_other_workers_clients_go_on(backpla
 
 # -- supervision details ---------------------------------------------------------------------------
 APP = textwrap.dedent('''
-    import logging, os, sys
+    import logging, os, sys, time
     from ratchet_sel import WsServer
     from ratchet_sel.demo import Chat
     from ratchet_sel.workers import run_workers
@@ -421,9 +421,12 @@ APP = textwrap.dedent('''
             worker.loop.call_later(0.05, os._exit, 7)      # dies young, again and again
         if mode == "boot-fails":
             raise RuntimeError("no database")
+        if mode == "hang-on-stop" and worker.index == 1:
+            worker.on_stop(lambda: time.sleep(60))        # a worker that never finishes stopping
         return WsServer(Chat(worker.topics))
 
-    sys.exit(run_workers(build, "127.0.0.1", 0, workers=2, reuse_port=(mode != "shared-socket")))
+    sys.exit(run_workers(build, "127.0.0.1", 0, workers=2, reuse_port=(mode != "shared-socket"),
+                         shutdown_timeout=1.0 if mode == "hang-on-stop" else 5.0))
 ''')
 
 
@@ -470,6 +473,42 @@ def test_a_worker_dying_at_once_is_replaced_with_backoff(tmp_path):
         # Worker 1 serves all along.
         with WsClient(server.port()) as client:
             assert client.status == 101
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_stuck_in_shutdown_is_killed_at_the_deadline(tmp_path):
+    server = start_app(tmp_path, "hang-on-stop")
+    server.port()
+    pids = server.worker_pids(2)
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 1  # not a clean stop: said by the status
+    assert time.monotonic() - started < 1.0 + 1.0 + 3.0  # the shutdown timeout, the grace second, slack
+    server.stop()
+    assert re.search(r"worker 1 \(pid %d\) did not stop in time: killing it" % pids[0], server.log())
+    assert wait_gone(pids, 5) == []
+
+
+def test_tls_and_plain_listeners_in_every_worker():
+    certs = os.path.join(ROOT, "tests", "certs")
+    server = ServerProcess([sys.executable, "-m", "ratchet_sel", "echo", "--host", "127.0.0.1", "--port", "0",
+                            "--tls-port", "0", "--certfile", os.path.join(certs, "localhost.pem"),
+                            "--keyfile", os.path.join(certs, "localhost.key"), "--workers", "2",
+                            "--log-level", "DEBUG"])
+    try:
+        import ssl
+        plain = int(server.wait_for(re.compile(r" ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        secure = int(server.wait_for(re.compile(r"wss://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        pids = set(server.worker_pids(2))
+        context = ssl.create_default_context(cafile=os.path.join(certs, "localhost.pem"))
+        for port, tls in ((plain, None), (secure, context)):
+            with WsClient(port, tls=tls) as client:
+                client.send("over %s" % ("wss" if tls else "ws"))
+                assert client.recv_message() == "over %s" % ("wss" if tls else "ws")
+                assert server.pid_of(client) in pids
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.log()

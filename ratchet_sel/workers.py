@@ -693,8 +693,10 @@ class Workers:
                     other.channel.send(frame)
         elif kind == SUBSCRIBE:
             slot.topics.add(topic)
+            log.debug("worker %d (pid %d) subscribed to %r", slot.index, slot.pid, topic)
         elif kind == UNSUBSCRIBE:
             slot.topics.discard(topic)
+            log.debug("worker %d (pid %d) unsubscribed from %r", slot.index, slot.pid, topic)
         elif kind == READY:
             slot.ready = True
             self._any_ready = True

@@ -200,10 +200,17 @@ def connect_clients(server: ServerProcess, port: int, count: int) -> List[WsClie
     return clients
 
 
-def assert_chat_reaches_all(sender: WsClient, others: List[WsClient], text: str) -> None:
+def assert_chat_reaches_all(sender: WsClient, others: List[WsClient], text: str,
+                            server: Optional[ServerProcess] = None) -> None:
     sender.send(text)
-    for client in others:
-        assert client.recv_message() == text
+    for index, client in enumerate(others):
+        try:
+            assert client.recv_message() == text
+        except (OSError, AssertionError) as exc:
+            where = " (sender port %d, receiver %d of %d, port %d)" % (
+                sender.sock.getsockname()[1], index, len(others), client.sock.getsockname()[1])
+            raise AssertionError("%r did not reach everyone: %r%s\n%s" % (
+                text, exc, where, server.log() if server is not None else "")) from exc
 
 
 def close_all(clients: List[WsClient]) -> None:
@@ -452,7 +459,7 @@ def test_library_entry_point_with_one_socket_shared_by_the_workers(tmp_path):
             clients.append(client)
             served[client] = server.pid_of(client)
         sender = clients[-1]
-        assert_chat_reaches_all(sender, clients[:-1], "shared")
+        assert_chat_reaches_all(sender, clients[:-1], "shared", server)
     finally:
         close_all(clients)
         server.stop()

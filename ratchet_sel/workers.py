@@ -188,20 +188,26 @@ class _Channel:
         """True once the channel is closed (by either end)."""
         return self._closed
 
-    def send(self, frame: bytes, droppable: bool = True) -> bool:
-        """Queue one encoded frame; False when dropped (closed, or the buffer is full)."""
+    def send(self, frame: bytes, droppable: bool = True, now: bool = False) -> bool:
+        """Queue one encoded frame; False when dropped (closed, or the buffer is full).
+
+        ``now`` writes at once instead of at the end of the loop iteration
+        (with whatever was queued before it, so the order holds).
+        """
         if self._closed:
             return False
         if droppable and self._out and len(self._out) + len(frame) > self.max_buffer:
             self.dropped += 1
-            now = time.monotonic()
-            if now - self._last_drop_log >= 5.0:
-                self._last_drop_log = now
+            moment = time.monotonic()
+            if moment - self._last_drop_log >= 5.0:
+                self._last_drop_log = moment
                 log.warning("%s does not keep up: %d KiB buffered; %d publication(s) dropped so far",
                             self.name, len(self._out) // 1024, self.dropped)
             return False
         self._out += frame
-        if not self._flush_scheduled and not self._writing:
+        if now:
+            self._write()
+        elif not self._flush_scheduled and not self._writing:
             self._flush_scheduled = True
             self.loop.flush_soon(self._flush)  # one write for every frame of this loop iteration
         return True
@@ -387,7 +393,9 @@ class Worker:
         except ChannelError as exc:
             log.error("topic %r cannot span workers: %s", topic[:80], exc)
             return
-        self._channel.send(frame, droppable=False)
+        # At once: a subscription made in on_open reaches the master before the
+        # client sees the handshake's answer (which waits for the iteration's end).
+        self._channel.send(frame, droppable=False, now=True)
 
     def _on_frame(self, kind: int, topic: str, payload: bytes) -> None:
         if kind == PUBLISH:
@@ -523,6 +531,7 @@ class Workers:
         self._exit_status = 0
         self._any_ready = False
         self._on_ready = on_ready
+        self._relays: List[Tuple[_Slot, str, bytes]] = []
 
     # -- listeners ------------------------------------------------------------------
     def listen(self, address: str, port: int, ssl_context: Any = None) -> Tuple[str, int]:
@@ -685,12 +694,14 @@ class Workers:
     # -- relaying ------------------------------------------------------------------------
     def _on_frame(self, slot: _Slot, kind: int, topic: str, payload: bytes) -> None:
         if kind == PUBLISH:
-            frame: Optional[bytes] = None
-            for other in self._slots:
-                if other is not slot and topic in other.topics and other.channel is not None:
-                    if frame is None:
-                        frame = encode_frame(PUBLISH, topic, payload)
-                    other.channel.send(frame)
+            # Relayed at the end of this loop iteration, after the subscriptions
+            # read from every channel in it: a subscription that reached the
+            # master before a publication is never passed over because its
+            # channel happened to be read second.
+            if not self._relays:
+                assert self._loop is not None
+                self._loop.flush_soon(self._relay)
+            self._relays.append((slot, topic, payload))
         elif kind == SUBSCRIBE:
             slot.topics.add(topic)
             log.debug("worker %d (pid %d) subscribed to %r", slot.index, slot.pid, topic)
@@ -704,6 +715,16 @@ class Workers:
             if self._on_ready is not None and all(other.ready for other in self._slots):
                 callback, self._on_ready = self._on_ready, None
                 callback()
+
+    def _relay(self) -> None:
+        relays, self._relays = self._relays, []
+        for origin, topic, payload in relays:
+            frame: Optional[bytes] = None
+            for other in self._slots:
+                if other is not origin and topic in other.topics and other.channel is not None:
+                    if frame is None:
+                        frame = encode_frame(PUBLISH, topic, payload)
+                    other.channel.send(frame)
 
     def _channel_closed(self, slot: _Slot) -> None:
         # The worker is ending (or broke the channel): its exit is reaped on

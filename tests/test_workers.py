@@ -169,11 +169,44 @@ class RedisServer:
             self.proc.wait()
 
 
+class Backplane:
+    """How the workers share the room: the master's hub (no arguments) or a real Redis."""
+
+    def __init__(self, redis: Optional[RedisServer] = None) -> None:
+        self.redis = redis
+        self.args = ["--redis", "redis://127.0.0.1:%d/" % redis.port] if redis is not None else []
+
+    def wait_subscribed(self, workers: int, timeout: float = 10.0) -> None:
+        """With Redis: until ``workers`` connections subscribe to the room's channel.
+
+        A worker's Redis subscription is confirmed asynchronously, on its own
+        connection; the master's hub needs no such wait (a subscription reaches
+        the master before the client sees the handshake's answer).
+        """
+        if self.redis is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.create_connection(("127.0.0.1", self.redis.port), timeout=5) as sock:
+                sock.sendall(b"PUBSUB NUMSUB ratchet_sel:chat\r\n")
+                reply = b""
+                while reply.count(b"\r\n") < 4:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+            count = int(reply.split(b"\r\n")[3].lstrip(b":"))
+            if count >= workers:
+                return
+            assert time.monotonic() < deadline, "only %d worker(s) subscribed on Redis" % count
+            time.sleep(0.05)  # polling another program's state: there is no event to wait on
+
+
 @pytest.fixture(params=["hub", "redis"])
-def backplane_args(request):
-    """Extra chat arguments: nothing (the master is the hub), or --redis against a real redis-server."""
+def backplane(request):
+    """The master's hub, or --redis against a real redis-server."""
     if request.param == "hub":
-        yield []
+        yield Backplane()
         return
     if redis_server_path() is None:
         pytest.skip("redis-server is not installed (CI installs it)")
@@ -181,7 +214,7 @@ def backplane_args(request):
         pytest.skip("the CLI has no --redis option in this build")
     redis = RedisServer()
     try:
-        yield ["--redis", "redis://127.0.0.1:%d/" % redis.port]
+        yield Backplane(redis)
     finally:
         redis.stop()
 
@@ -320,9 +353,9 @@ def test_a_second_master_on_a_busy_port_fails_instead_of_sharing():
 
 # -- the issue's four groups, with the master's hub and with Redis ------------------------------------
 @pytest.mark.timeout(90)
-def test_two_workers_serve_twenty_clients_in_one_chat_room(backplane_args):
+def test_two_workers_serve_twenty_clients_in_one_chat_room(backplane):
     ensure_fd_limit(256)
-    server = start_chat(2, backplane_args)
+    server = start_chat(2, backplane.args)
     clients: List[WsClient] = []
     try:
         port = server.port()
@@ -330,6 +363,7 @@ def test_two_workers_serve_twenty_clients_in_one_chat_room(backplane_args):
         clients = connect_clients(server, port, 20)
         served = {client: server.pid_of(client) for client in clients}
         assert set(served.values()) == pids, "both workers must serve some of the 20 clients"
+        backplane.wait_subscribed(2)
         # One sender on each worker: each message reaches the 19 others, wherever they are.
         for pid in sorted(pids):
             sender = next(client for client in clients if served[client] == pid)
@@ -345,9 +379,9 @@ def test_two_workers_serve_twenty_clients_in_one_chat_room(backplane_args):
 
 
 @pytest.mark.timeout(90)
-def test_sigterm_closes_every_client_with_1001_and_every_process_exits(backplane_args):
+def test_sigterm_closes_every_client_with_1001_and_every_process_exits(backplane):
     ensure_fd_limit(256)
-    server = start_chat(2, backplane_args)
+    server = start_chat(2, backplane.args)
     clients: List[WsClient] = []
     try:
         port = server.port()
@@ -370,15 +404,16 @@ def test_sigterm_closes_every_client_with_1001_and_every_process_exits(backplane
 
 
 @pytest.mark.timeout(90)
-def test_a_killed_worker_is_replaced_and_the_other_workers_clients_go_on(backplane_args):
+def test_a_killed_worker_is_replaced_and_the_other_workers_clients_go_on(backplane):
     ensure_fd_limit(256)
-    server = start_chat(2, backplane_args)
+    server = start_chat(2, backplane.args)
     clients: List[WsClient] = []
     try:
         port = server.port()
         pids = server.worker_pids(2)
         clients = connect_clients(server, port, 20)
         served = {client: server.pid_of(client) for client in clients}
+        backplane.wait_subscribed(2)
         victim, survivor = pids
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -404,6 +439,7 @@ def test_a_killed_worker_is_replaced_and_the_other_workers_clients_go_on(backpla
             if server.pid_of(client) == replacement:
                 newcomer = client
         clients.extend(extra)
+        backplane.wait_subscribed(2)
         everyone_else = kept + [client for client in extra if client is not newcomer]
         assert_chat_reaches_all(newcomer, everyone_else, "new worker")
         assert_chat_reaches_all(kept[0], [c for c in everyone_else if c is not kept[0]] + [newcomer], "old worker")

@@ -513,11 +513,12 @@ class Workers:
             raise ValueError("SO_REUSEPORT is not available on this platform")
         self.factory = factory
         self.count = workers
-        self.shutdown_timeout = shutdown_timeout
         self.reuse_port = reuse_port_available() if reuse_port is None else reuse_port
         self.server_options = dict(server_options or {})
         self.server_options.setdefault("shutdown_timeout", shutdown_timeout)
-        self.backlog = backlog
+        #: How long a worker may take to stop (its server's shutdown timeout).
+        self.shutdown_timeout = float(self.server_options["shutdown_timeout"])
+        self.backlog = self.server_options.pop("backlog", backlog)
         self.channel_buffer = channel_buffer
         self.max_frame = max_frame
         self.listeners: List[Listener] = []

@@ -622,3 +622,47 @@ def test_a_loop_dropped_in_a_forked_child_keeps_working_in_the_parent():
         left.close()
         right.close()
         loop.close()
+
+
+# -- a worker's channel in this process: bounded, ordered, size-limited -----------------------------------
+def test_a_channel_to_a_peer_that_does_not_read_stays_bounded_and_keeps_order(caplog):
+    from ratchet_sel import Loop
+    from ratchet_sel.pubsub import Topics
+    from ratchet_sel.workers import Worker
+
+    loop = Loop()
+    ours, master = socket.socketpair()
+    master.setblocking(False)
+    worker = Worker(1, loop, ours, max_buffer=64 * 1024, max_frame=32 * 1024)
+    hub = Topics(worker.backplane)
+    try:
+        hub.add_listener("room", lambda publication: None)  # subscribes the worker: a control frame
+        chunk = "x" * 8000
+        for index in range(2000):                            # ~16 MB offered to a master that reads nothing
+            hub.publish("room", "%05d%s" % (index, chunk))
+            loop.run_once(0)
+        assert worker.backplane.dropped > 0
+        assert worker._channel._out and len(worker._channel._out) <= 64 * 1024 + 8100
+        assert "does not keep up" in caplog.text
+        hub.publish("room", "y" * 40000)                     # over max_frame: stays in this worker
+        assert "over the 32768-byte relay limit" in caplog.text
+        hub.remove_listener("room", hub._listeners["room"][0])  # an unsubscription is never dropped
+        reader = FrameReader()
+        frames = []
+        while True:
+            loop.run_once(0)
+            try:
+                data = master.recv(1 << 20)
+            except BlockingIOError:
+                if not worker._channel._out:
+                    break
+                continue
+            frames.extend(reader.feed(data))
+        kinds = [kind for kind, _, _ in frames]
+        assert kinds[0] == SUBSCRIBE and kinds[-1] == UNSUBSCRIBE
+        numbers = [int(payload.split(b"\n", 1)[1][:5]) for kind, _, payload in frames if kind == PUBLISH]
+        assert numbers == sorted(numbers) and 0 < len(numbers) < 2000
+    finally:
+        worker.close()
+        master.close()
+        loop.close()

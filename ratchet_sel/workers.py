@@ -621,9 +621,11 @@ class Workers:
             except BaseException:
                 log.exception("worker %d (pid %d) failed", slot.index, os.getpid())
             finally:
-                for handler in logging.getLogger().handlers:
+                # os._exit skips the parent's atexit handlers (they are not the
+                # worker's to run) and buffered output: flush what is ours.
+                for stream in [handler for handler in logging.getLogger().handlers] + [sys.stdout, sys.stderr]:
                     try:
-                        handler.flush()
+                        stream.flush()
                     except Exception:
                         pass
                 os._exit(status)

@@ -523,3 +523,65 @@ def test_behind_a_router_with_other_subprotocols():
         assert other.headers["sec-websocket-protocol"] == "chat.v2"
         close = Client(st.port, path="/wamp").close()
         assert isinstance(close, Close) and close.code == 1000
+
+
+# -- the push example, run as a real program ------------------------------------------------
+
+@pytest.fixture
+def push_example():
+    import os
+    import re
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, WAMP_PUSH_TOKEN="s3cret", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, os.path.join(root, "examples", "wamp_push.py"), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        for line in proc.stdout:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if found:
+                break
+        else:
+            raise AssertionError("the example exited without a listening line")
+        yield int(found.group(1))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def _post(port: int, body: bytes, token: Any = "s3cret") -> tuple:
+    from wsclient import http_exchange
+    headers = "Authorization: Bearer %s\r\n" % token if token else ""
+    request = ("POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n%s"
+               "Connection: close\r\n\r\n" % (len(body), headers)).encode() + body
+    status, _, rest = http_exchange(port, request)
+    return status, rest
+
+
+@pytest.mark.timeout(60)
+def test_push_example_web_app_publication_reaches_subscribers(push_example):
+    port = push_example
+    kittens, puppies = Client(port), Client(port)
+    kittens.wamp(5, "kittens")
+    puppies.wamp(5, "puppies")
+    for client in (kittens, puppies):
+        client.wamp(2, "sync", "http://example.com/push#add", 1)
+        assert client.recv_json() == [3, "sync", 1]
+    entry = {"category": "kittens", "title": "New kitten", "when": 1}
+    assert _post(port, json.dumps(entry).encode())[0] == 202
+    assert kittens.recv_json() == [8, "kittens", entry]
+    puppies.wamp(2, "sync", "http://example.com/push#add")
+    assert puppies.recv_json() == [3, "sync", 0]  # the kitten post did not come first
+    assert _post(port, json.dumps(entry).encode(), token="wrong")[0] == 401
+    assert _post(port, json.dumps(entry).encode(), token=None)[0] == 401
+    assert _post(port, b"not json")[0] == 400
+    assert _post(port, b'{"title": "no category"}')[0] == 400
+    kittens.wamp(2, "c", "http://example.com/push#divide", 1, 0)
+    assert kittens.recv_json()[:3] == [4, "c", "http://example.com/push#division-by-zero"]
+    from wsclient import http_exchange
+    status, _, page = http_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and b"/wamp1.js" in page
+    status, _, script = http_exchange(port, b"GET /wamp1.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and b"class Wamp1" in script

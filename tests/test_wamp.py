@@ -525,6 +525,27 @@ def test_behind_a_router_with_other_subprotocols():
         assert isinstance(close, Close) and close.code == 1000
 
 
+def test_behind_app_route():
+    from ratchet_sel import App as RatchetApp
+
+    wamp_app = App()
+    app = RatchetApp("127.0.0.1", 0)
+    app.route("/wamp", WampServer(wamp_app), allowed_origins="*")
+    thread = threading.Thread(target=app.loop.run, daemon=True)
+    thread.start()
+    try:
+        client = Client(app.port, path="/wamp")
+        assert client.headers["sec-websocket-protocol"] == "wamp"
+        client.wamp(2, "c", BASE + "rpc#add", 1, 1)
+        assert client.recv_json() == [3, "c", 2]
+        assert wamp_app.wait_for("call")[0][2:] == (BASE + "rpc#add", [1, 1])
+    finally:
+        app.loop.call_soon_threadsafe(app.loop.stop)
+        thread.join(10)
+        app.server.close()
+        app.loop.close()
+
+
 # -- the push example, run as a real program ------------------------------------------------
 
 @pytest.fixture

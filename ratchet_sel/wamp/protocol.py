@@ -23,7 +23,7 @@ messages.  Nothing here knows about sockets.
 """
 
 import json
-from typing import Any, List, Mapping, NamedTuple, Optional, Union
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "PROTOCOL_VERSION", "WELCOME", "PREFIX", "CALL", "CALL_RESULT", "CALL_ERROR", "SUBSCRIBE",
@@ -94,7 +94,7 @@ class Publish(NamedTuple):
     exclude: Optional[List[str]]
     eligible: Optional[List[str]]
 
-    def recipients(self, session_id: str) -> "tuple":
+    def recipients(self, session_id: str) -> Tuple[List[str], List[str]]:
         """``(exclude, eligible)`` as session-id lists, for the publisher ``session_id``.
 
         As in WAMP v1 and its reference implementation (AutobahnPython 0.8),

@@ -422,6 +422,51 @@ def test_topics_span_processes_through_the_hub_backplane():
         assert backplane.channels == []
 
 
+class WireBackplane(Backplane):
+    """Carries publications to a peer hub on another loop, through the wire envelope."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.peer: Any = None
+        self.loop: Any = None
+
+    def publish(self, publication: Publication) -> None:
+        from ratchet_sel.pubsub import envelope
+        data = envelope.encode(publication)
+        peer = self.peer
+
+        def arrive() -> None:
+            received = envelope.decode(publication.topic, data)
+            # Both hubs live in this test process: give the copy the sender's own node id.
+            peer.hub.deliver_remote(Publication(received.topic, received.message, received.exclude,
+                                                received.eligible, origin=self.node))
+        peer.loop.call_soon_threadsafe(arrive)
+
+
+def test_a_wamp_topic_spans_two_servers_on_two_loops():
+    one, two = WireBackplane("node-one"), WireBackplane("node-two")
+    one.peer, two.peer = two, one
+    app_one, app_two = App(), App()
+    with ServerThread(WsServer(WampServer(app_one, Topics(one)))) as st1, \
+            ServerThread(WsServer(WampServer(app_two, Topics(two)))) as st2:
+        one.loop, two.loop = st1.loop, st2.loop
+        a = Client(st1.port)
+        b, c = Client(st2.port), Client(st2.port)
+        for client, st in ((a, st1), (b, st2), (c, st2)):
+            client.wamp(5, BASE + "t")
+            sync(st, client)
+        a.wamp(7, BASE + "t", {"n": 1})  # default: everybody but a, on both servers
+        assert b.recv_json() == [8, BASE + "t", {"n": 1}] and c.recv_json() == [8, BASE + "t", {"n": 1}]
+        a.wamp(7, BASE + "t", {"n": 2}, [b.session_id])
+        assert a.recv_json() == [8, BASE + "t", {"n": 2}] and c.recv_json() == [8, BASE + "t", {"n": 2}]
+        a.wamp(7, BASE + "t", {"n": 3}, [], [b.session_id])
+        assert b.recv_json() == [8, BASE + "t", {"n": 3}]
+        c.wamp(7, BASE + "t", "from two", [c.session_id], [a.session_id, c.session_id])
+        assert a.recv_json() == [8, BASE + "t", "from two"]
+        for client, st in ((a, st1), (b, st2), (c, st2)):
+            sync(st, client)  # nothing else arrived anywhere
+
+
 def test_topic_manager_without_a_server():
     manager = TopicManager()
 

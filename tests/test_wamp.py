@@ -49,6 +49,7 @@ BAD_MESSAGES = [
     ("not json", 1007, "not valid JSON"),
     ('[1,"a",', 1007, "not valid JSON"),
     ("[2,\"c\",\"p\",NaN]", 1007, "not valid JSON"),
+    ('[7,"t",-1e400]', 1007, "out of range"),
     ("[" * 100000 + "]" * 100000, 1007, "not valid JSON"),
     ('{"type":2}', 1002, "non-empty JSON array"),
     ('"hello"', 1002, "non-empty JSON array"),

@@ -23,6 +23,7 @@ messages.  Nothing here knows about sockets.
 """
 
 import json
+import math
 from typing import Any, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
@@ -117,9 +118,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError("%s is not JSON" % name)
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError("number %s out of range" % text[:20])
+    return value
+
+
 def loads(text: str) -> Any:
-    """Strict JSON (no NaN or Infinity, which no JSON peer can read)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Strict JSON: no NaN, no Infinity, no number that overflows a float
+    (none of them could be sent on to another JSON peer)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def dumps(value: Any) -> str:

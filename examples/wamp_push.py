@@ -20,7 +20,7 @@ across processes and hosts.
 The WebSocket endpoint is ``ws://HOST:PORT/`` with subprotocol ``wamp``;
 besides PubSub it serves a few procedures under ``http://example.com/push#``
 (``add``, ``delayed``, ``divide``, ``subscribers``), used by the page and by
-the real-client checks in ``scripts/wamp_clients.sh``.  Clients may publish on
+the real-client checks in ``scripts/ci_wamp.sh``.  Clients may publish on
 the category topics too (comments, with WAMP's exclude/eligible lists).
 
 ``--publish-token TOKEN`` makes ``POST /publish`` require the header

@@ -4,7 +4,7 @@
     py2 scripts/wamp/autobahn_client.py SITE_DIR ws://127.0.0.1:PORT/
 
 SITE_DIR holds autobahn 0.8.15 and Twisted (installed there by
-scripts/wamp_clients.sh).  Three sessions A, B, C run every step of the
+scripts/ci_wamp.sh).  Three sessions A, B, C run every step of the
 WAMP v1 checklist: prefix; a call with a result; five calls in flight matched
 to their answers; a call that returns an error; subscribe; publish with
 excludeMe, with exclude, with eligible and with both; unsubscribe.  Prints one

@@ -32,7 +32,8 @@ skipped and listed, or, with ``--require-all`` (what CI uses), it fails.
 Every block runs with the current interpreter, in a new empty folder, with the
 checkout first on ``PYTHONPATH`` (no install needed).  **Ports**: a small
 bootstrap, run before the block, makes every TCP ``bind()`` use 127.0.0.1 (or
-::1) and port 0, and tells the checker (over a pipe) the address it got.  So a
+::1) and port 0, and tells the checker (over a pipe) the address it got as soon
+as ``listen()`` returns.  So a
 block may say ``8080`` as a user would, blocks never collide with each other or
 with anything else on the machine, and nothing listens beyond loopback; a block
 that is its own client must connect to the port the server reports
@@ -60,23 +61,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODES = ("run", "serve", "no-run")
 
-# Runs before every block: every TCP bind goes to loopback port 0, and the address reaches the checker.
+# Runs before every block: every TCP bind goes to loopback port 0, and each listening address reaches the
+# checker once listen() has returned, so that a connection to it cannot be refused.
 BOOTSTRAP = r'''
 import os, runpy, socket, sys
 _report = int(os.environ.pop("DOC_BLOCK_REPORT_FD"))
-_bind = socket.socket.bind
+_bind, _listen = socket.socket.bind, socket.socket.listen
+def _tcp(sock):
+    return sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
 def bind(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and self.type == socket.SOCK_STREAM:
-        host = "::1" if self.family == socket.AF_INET6 else "127.0.0.1"
-        address = (host, 0) + tuple(address[2:])
-        _bind(self, address)
+    if _tcp(self):
+        address = ("::1" if self.family == socket.AF_INET6 else "127.0.0.1", 0) + tuple(address[2:])
+    _bind(self, address)
+def listen(self, *backlog):
+    _listen(self, *backlog)
+    if _tcp(self):
         try:
             os.write(_report, ("%s %d\n" % self.getsockname()[:2]).encode())
         except OSError:
             pass
-    else:
-        _bind(self, address)
-socket.socket.bind = bind
+socket.socket.bind, socket.socket.listen = bind, listen
 path = sys.argv[1]
 sys.argv = [path]
 runpy.run_path(path, run_name="__main__")

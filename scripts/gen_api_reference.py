@@ -103,10 +103,24 @@ def _by_short_name(short: str, known: Dict[str, str]) -> Optional[str]:
 
 # -- reading a module -----------------------------------------------------------------------------
 
+_LINES: Dict[str, List[str]] = {}
+
+
 def _segment(source: str, node: Optional[ast.AST]) -> str:
+    """The source text of ``node`` on one line (ast.get_source_segment re-splits the file on every call)."""
     if node is None:
         return ""
-    text = ast.get_source_segment(source, node) or ""
+    lines = _LINES.get(source)
+    if lines is None:
+        lines = _LINES[source] = source.splitlines(keepends=True)
+    first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
+    start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    # Offsets count UTF-8 bytes, as the parser does.
+    if first == last:
+        text = lines[first].encode("utf-8")[start:end].decode("utf-8")
+    else:
+        text = (lines[first].encode("utf-8")[start:].decode("utf-8") + "".join(lines[first + 1:last])
+                + lines[last].encode("utf-8")[:end].decode("utf-8"))
     return " ".join(text.split())
 
 

@@ -3,13 +3,15 @@
 #   1. every ```python block of README.md and docs/**/*.md runs (scripts/check_doc_blocks.py;
 #      blocks that need Flask or Django run too: --require-all turns a missing module into a failure),
 #   2. docs/api.md is what scripts/gen_api_reference.py generates from the source (--check),
-#   3. mypy ratchet_sel passes with the default settings.
+#   3. links into the source ([`Name`](../ratchet_sel/x.py#L42)) point at Name's line
+#      (scripts/check_code_links.py; --fix repairs them),
+#   4. mypy ratchet_sel passes with the default settings.
 #
 #   bash scripts/ci_docs.sh
 #
 # mypy, Flask and Django go into a venv under /tmp/ratchet_sel-docs (never into the repo or the
 # library's dependencies); the blocks import ratchet_sel from this checkout, with nothing installed.
-# All three checks run even when one fails; the exit status is non-zero if any failed.
+# All four checks run even when one fails; the exit status is non-zero if any failed.
 #
 # Environment knobs (optional):
 #   RATCHET_SEL_DOCS_DIR   work dir (default /tmp/ratchet_sel-docs)
@@ -43,6 +45,8 @@ echo "--- code blocks of README.md and docs/"
 timeout -k 5 900 "$VENV_DIR/bin/python" scripts/check_doc_blocks.py --require-all || failed+=("code blocks")
 echo "--- API reference (docs/api.md) up to date"
 timeout -k 5 120 "$VENV_DIR/bin/python" scripts/gen_api_reference.py --check || failed+=("API reference")
+echo "--- links into the source point at the right lines"
+timeout -k 5 120 "$VENV_DIR/bin/python" scripts/check_code_links.py || failed+=("code links")
 echo "--- mypy ratchet_sel"
 timeout -k 5 600 "$VENV_DIR/bin/python" -m mypy ratchet_sel || failed+=("mypy")
 

@@ -83,6 +83,15 @@ def test_bundled_chat_runs_alone_under_isolated_python_and_relays(chat_pyz, tmp_
     assert os.listdir(str(empty)) == ["chat.pyz"], "running the bundle wrote files beside it"
 
 
+def test_examples_chat_finds_the_package_from_a_checkout_even_isolated(tmp_path):
+    # python3 -I -S leaves the script's folder, PYTHONPATH and site-packages off sys.path.
+    result = subprocess.run([sys.executable, "-I", "-S", CHAT, "--help"], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30,
+                            env=_env_without_python_path())
+    assert result.returncode == 0, result.stderr
+    assert "--port" in result.stdout
+
+
 def test_bundle_holds_the_app_and_the_package_only(chat_pyz):
     with zipfile.ZipFile(str(chat_pyz)) as archive:
         names = archive.namelist()

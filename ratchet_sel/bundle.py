@@ -14,8 +14,9 @@ then a path *inside* the archive, such as ``/srv/chat.pyz/chat.py``: a name
 that :func:`open` cannot read, because ``/srv/chat.pyz`` is a file, not a
 folder.  Two helpers cover the two kinds of files an application reads:
 
-* :func:`read_beside` reads a data file shipped *with the code* (``--include
-  index.html``): from the archive when bundled, from the disk otherwise.
+* :func:`read_beside` reads a data file shipped *with the code*
+  (``--include index.html``): from the archive when bundled, from the disk
+  otherwise.
 * :func:`deployment_dir` is the folder that holds the archive (or the script,
   when not bundled): the place for files that belong to one deployment, such as
   a configuration file or certificates, which are not in the archive.

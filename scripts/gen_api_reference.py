@@ -64,6 +64,8 @@ _DOUBLE_BACKTICKS = re.compile(r"``(.+?)``", re.S)
 
 def _markdown(text: str, known: Dict[str, str]) -> str:
     """A docstring (reST-flavoured) as Markdown: roles become links, literal blocks stay code."""
+    # A ``literal`` may wrap onto the next line of its paragraph: convert those before splitting lines.
+    text = _DOUBLE_BACKTICKS.sub(lambda m: "`%s`" % m.group(1) if "\n\n" not in m.group(1) else m.group(0), text)
     out = []
     in_literal = False
     for line in text.splitlines():

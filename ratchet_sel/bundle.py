@@ -22,7 +22,9 @@ folder.  Two helpers cover the two kinds of files an application reads:
   a configuration file or certificates, which are not in the archive.
 
 The package's own data (the chat demo's page) lives in Python modules, so it
-loads from the archive without touching the filesystem.
+loads from the archive without touching the filesystem.  Without an
+application, ``python -m ratchet_sel bundle -o ratchet_sel.pyz`` bundles the
+package's own command line: ``python3 -I -S ratchet_sel.pyz chat --port 8000``.
 """
 
 import argparse
@@ -49,7 +51,7 @@ _SKIPPED_DIRS = {"__pycache__", "tests", "test", "scripts"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp", "~")
 
 _MAIN_TEMPLATE = '''\
-# Written by "python -m ratchet_sel bundle": run {module}.py as the main program.
+# Written by "python -m ratchet_sel bundle": run {module} as the main program.
 # The archive is first on sys.path, so {module} and ratchet_sel import from it.
 import runpy
 
@@ -92,11 +94,14 @@ def _module_name(app: str) -> str:
     return name
 
 
-def build_bundle(app: str, output: Optional[str] = None, *, interpreter: str = DEFAULT_INTERPRETER,
+def build_bundle(app: Optional[str], output: Optional[str] = None, *, interpreter: str = DEFAULT_INTERPRETER,
                  compress: bool = False, include: Iterable[str] = ()) -> str:
     """Write ``app`` plus the ratchet_sel package into one executable zipapp; returns its path.
 
-    ``output`` defaults to the application's name with ``.pyz`` next to it.
+    Without ``app`` (``None``) the archive runs ratchet_sel's own command line
+    (``python3 ratchet_sel.pyz chat --port 8000``).  ``output`` defaults to the
+    application's name with ``.pyz`` next to it (``ratchet_sel.pyz`` in the
+    current folder without ``app``).
     ``interpreter`` is the shebang line (without ``#!``); an empty string writes
     none.  ``compress`` deflates the members (smaller file, slower start).
     ``include`` names files or folders to put at the top of the archive beside the
@@ -104,18 +109,24 @@ def build_bundle(app: str, output: Optional[str] = None, *, interpreter: str = D
     :func:`read_beside`.  Raises :class:`BundleError` with the reason when an input
     is missing or unusable.
     """
-    if not os.path.isfile(app):
-        raise BundleError("no such application file: %s" % app)
-    module = _module_name(app)
-    if output is None:
-        output = os.path.splitext(app)[0] + ".pyz"
+    if app is None:
+        module = "ratchet_sel"
+        output = output if output is not None else "ratchet_sel.pyz"
+    else:
+        if not os.path.isfile(app):
+            raise BundleError("no such application file: %s" % app)
+        module = _module_name(app)
+        if output is None:
+            output = os.path.splitext(app)[0] + ".pyz"
     if os.path.isdir(output):
         raise BundleError("the output %s is a folder; give a file name such as %s.pyz" % (output, module))
     extras = list(include)
     with tempfile.TemporaryDirectory(prefix="ratchet_sel-bundle-") as staging:
-        shutil.copy2(app, os.path.join(staging, module + ".py"))
+        taken = {"ratchet_sel", "__main__.py"}
+        if app is not None:
+            shutil.copy2(app, os.path.join(staging, module + ".py"))
+            taken.add(module + ".py")
         _copy_package(_package_dir(), os.path.join(staging, "ratchet_sel"))
-        taken = {module + ".py", "ratchet_sel", "__main__.py"}
         for extra in extras:
             name = os.path.basename(os.path.normpath(extra))
             if name in taken:
@@ -191,9 +202,11 @@ def deployment_dir(anchor: str) -> str:
 
 def add_arguments(command: argparse.ArgumentParser) -> None:
     """The options of ``python -m ratchet_sel bundle``."""
-    command.add_argument("app", metavar="APP.py", help="the application's main script")
+    command.add_argument("app", metavar="APP.py", nargs="?",
+                         help="the application's main script; without it, the archive runs ratchet_sel's "
+                              "own command line (python3 ratchet_sel.pyz chat --port 8000)")
     command.add_argument("-o", "--output", metavar="APP.pyz",
-                         help="the archive to write (default: APP.pyz next to APP.py)")
+                         help="the archive to write (default: APP.pyz next to APP.py, or ratchet_sel.pyz)")
     command.add_argument("--python", default=DEFAULT_INTERPRETER, metavar="INTERPRETER",
                          help="the interpreter of the shebang line; '' for none (default: %(default)s)")
     command.add_argument("--compress", action="store_true",

@@ -234,6 +234,30 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     assert result.returncode == 1 and "identifier" in result.stderr
 
 
+def test_without_an_app_the_bundle_is_the_command_line(tmp_path):
+    result = _bundle_cli("-o", str(tmp_path / "ratchet_sel.pyz"), "--compress")
+    assert result.returncode == 0, result.stderr
+    proc, port = _start([sys.executable, "-I", "-S", "ratchet_sel.pyz", "echo", "--port", "0", "--host",
+                         "127.0.0.1"], tmp_path)
+    try:
+        with WsClient(port) as client:
+            client.send("echo me")
+            assert client.recv_message() == "echo me"
+            proc.send_signal(signal.SIGTERM)
+            assert client.expect_close().code == 1001
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    # A bundle cannot copy the package out of itself: it says so instead of writing a broken archive.
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    nested = subprocess.run([sys.executable, "-I", "-S", "ratchet_sel.pyz", "bundle", "app.py"], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30,
+                            env=_env_without_python_path())
+    assert nested.returncode == 1 and "running from an archive" in nested.stderr
+    assert not (tmp_path / "app.pyz").exists()
+
+
 def test_default_output_is_next_to_the_app(tmp_path):
     app = tmp_path / "hello.py"
     app.write_text(textwrap.dedent("""\

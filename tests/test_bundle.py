@@ -249,6 +249,14 @@ def test_without_an_app_the_bundle_is_the_command_line(tmp_path):
     finally:
         proc.kill()
         proc.stderr.close()
+    # The same file vendors the library: on sys.path, zipimport loads the package from it.
+    vendored = subprocess.run([sys.executable, "-I", "-S", "-c",
+                               "import sys; sys.path.insert(0, 'ratchet_sel.pyz'); import ratchet_sel; "
+                               "from ratchet_sel.demo import CHAT_PAGE; print(ratchet_sel.__file__, len(CHAT_PAGE) > 0)"],
+                              cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30,
+                              env=_env_without_python_path())
+    assert vendored.returncode == 0, vendored.stderr
+    assert vendored.stdout.split() == [os.path.join("ratchet_sel.pyz", "ratchet_sel", "__init__.py"), "True"]
     # A bundle cannot copy the package out of itself: it says so instead of writing a broken archive.
     (tmp_path / "app.py").write_text("print('hi')\n")
     nested = subprocess.run([sys.executable, "-I", "-S", "ratchet_sel.pyz", "bundle", "app.py"], cwd=str(tmp_path),

@@ -149,3 +149,26 @@ def test_the_api_reference_check_fails_on_a_stale_file(tmp_path, capsys, monkeyp
     assert "is stale" in capsys.readouterr().err
     assert api_reference.main(["--check", "--output", str(tmp_path / "missing.md")]) == 1
 
+
+
+code_links = _load_script("check_code_links")
+
+
+def test_code_links_are_checked_and_fixed(tmp_path, capsys):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "mod.py").write_text("import os\n\n\nclass Thing:\n    @property\n    def size(self):\n"
+                                    "        return 1\n\n    def grow(self):\n        pass\n\n\ndef helper():\n"
+                                    "    pass\n")
+    page = tmp_path / "page.md"
+    page.write_text("See [`Thing.grow`](pkg/mod.py#L9), [`Thing.size`](pkg/mod.py#L1), "
+                    "[`helper()`](pkg/mod.py#L2) and [`Thing`](pkg/mod.py#L4).\n")
+    assert code_links.main([str(page)]) == 1
+    err = capsys.readouterr().err
+    assert "Thing.size is at pkg/mod.py#L5, the link says L1" in err and "helper is at pkg/mod.py#L13" in err
+    assert code_links.main(["--fix", str(page)]) == 0
+    assert page.read_text() == ("See [`Thing.grow`](pkg/mod.py#L9), [`Thing.size`](pkg/mod.py#L5), "
+                                "[`helper()`](pkg/mod.py#L13) and [`Thing`](pkg/mod.py#L4).\n")
+    page.write_text("[`Thing.shrink`](pkg/mod.py#L9)\n")
+    assert code_links.main(["--fix", str(page)]) == 1
+    assert "defines no Thing.shrink" in capsys.readouterr().err

@@ -249,6 +249,27 @@ def test_auth_and_select_from_the_url_and_a_refused_password_is_logged_and_retri
     assert len(refused) == 1 and "login refused: WRONGPASS" in refused[0], refused
 
 
+def test_a_redis_gone_silent_is_found_by_ping_and_the_connection_made_again(redis, captured):
+    forwarder = Forwarder(redis.port).open()
+    with ServerThread(MessageComponent()) as st:
+        hub = st.call(lambda: RedisPubSub("redis://127.0.0.1:%d/0" % forwarder.port, loop=st.loop,
+                                          health_interval=0.2, min_backoff=0.05, max_backoff=0.2))
+        received: List[Any] = []
+        st.call(hub.add_listener, "t", received.append)
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the hub to connect")
+        forwarder.silent = True   # the TCP connections stay open, nothing comes back
+        wait_until(lambda: any("no answer to PING" in m for m in captured.messages()), 10, "the health check")
+        forwarder.silent = False
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the hub to reconnect")
+        with RawRedis(redis.port) as raw:
+            wait_until(lambda: raw.numsub("ratchet_sel:t") == 1, 10, "the subscription made again")
+            raw.command("PUBLISH", "ratchet_sel:t", "after the silence")
+        wait_until(lambda: received, 10, "the publication")
+        assert received[0].message == "after the silence"
+        st.call(hub.close)
+    forwarder.close()
+
+
 def test_channels_follow_local_subscriptions(redis):
     with ServerThread(MessageComponent()) as st, RawRedis(redis.port) as raw:
         hub = st.call(lambda: RedisPubSub(redis.url, loop=st.loop, prefix="p:"))

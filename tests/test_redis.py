@@ -270,6 +270,24 @@ def test_a_redis_gone_silent_is_found_by_ping_and_the_connection_made_again(redi
     forwarder.close()
 
 
+def test_a_broken_envelope_from_another_program_is_counted_and_logged_once(redis, captured):
+    with ServerThread(MessageComponent()) as st, RawRedis(redis.port) as raw:
+        hub = st.call(lambda: RedisPubSub(redis.url, loop=st.loop))
+        received: List[Any] = []
+        st.call(hub.add_listener, "t", received.append)
+        wait_until(lambda: raw.numsub("ratchet_sel:t") == 1, 10, "the subscription")
+        for _ in range(3):
+            raw.command("PUBLISH", "ratchet_sel:t", envelope.MAGIC + b"{not json\npayload")
+        raw.command("PUBLISH", "ratchet_sel:t", "fine")
+        wait_until(lambda: received, 10, "the good publication")
+        assert [p.message for p in received] == ["fine"]
+        assert st.call(hub.stats)["malformed"] == 3
+        assert st.call(lambda: hub.connected)  # a bad publication is no reason to reconnect
+        st.call(hub.close)
+    warnings = [r for r in captured.records if "malformed" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+
+
 def test_channels_follow_local_subscriptions(redis):
     with ServerThread(MessageComponent()) as st, RawRedis(redis.port) as raw:
         hub = st.call(lambda: RedisPubSub(redis.url, loop=st.loop, prefix="p:"))

@@ -385,3 +385,60 @@ def test_the_http_publish_endpoint_delivers_to_members_on_every_server(redis):
         assert status == 200 and json.loads(body)["local_subscribers"] == 1
         assert alice.recv_message() == "new post in category X"
         assert bob.recv_message() == "new post in category X"
+
+
+# -- WAMP topics on a Redis hub -------------------------------------------------------------------
+WAMP_SERVER = """
+import logging, sys
+from ratchet_sel import IoServer, WsServer
+from ratchet_sel.pubsub import RedisPubSub
+from ratchet_sel.wamp import WampServer, WampServerInterface
+logging.basicConfig(level=logging.INFO)
+hub = RedisPubSub(sys.argv[1])
+server = IoServer(WsServer(WampServer(WampServerInterface(), topics=hub)), "127.0.0.1", 0)
+hub.bind(server.loop)
+logging.getLogger("wamp-test").info("WAMP server on ws://127.0.0.1:%d/", server.port)
+server.run()
+"""
+
+
+class WampClient(WsClient):
+    def __init__(self, port: int) -> None:
+        super().__init__(port, extra=[("Sec-WebSocket-Protocol", "wamp")])
+        welcome = self.recv_json()
+        assert welcome[0] == 0
+        self.session_id = welcome[1]
+
+    def wamp(self, *elements: Any) -> None:
+        self.send(json.dumps(list(elements)))
+
+    def recv_json(self) -> Any:
+        return json.loads(self.recv_message())
+
+
+def test_a_wamp_topic_spans_two_processes_through_redis_with_session_exclusion_and_eligibility(redis):
+    from redis_support import ServerProcess
+
+    topic = "http://example.com/news"
+    with ServerProcess(["-c", WAMP_SERVER, redis.url]) as a, ServerProcess(["-c", WAMP_SERVER, redis.url]) as b:
+        a.log.wait_for(CONNECTED, 15)
+        b.log.wait_for(CONNECTED, 15)
+        a1, a2, b1 = WampClient(a.port), WampClient(a.port), WampClient(b.port)
+        for client in (a1, a2, b1):
+            client.wamp(5, topic)
+        wait_subscribers(redis.port, "ratchet_sel:" + topic, 2)
+        a1.wamp(7, topic, {"n": 1}, True)                     # excludeMe
+        assert b1.recv_json() == [8, topic, {"n": 1}]
+        assert a2.recv_json() == [8, topic, {"n": 1}]
+        a1.wamp(7, topic, "for b1 only", [], [b1.session_id])  # eligible: a session on the other server
+        assert b1.recv_json() == [8, topic, "for b1 only"]
+        b1.wamp(7, topic, {"n": 2}, [a2.session_id])          # exclude a session on the other server
+        assert b1.recv_json() == [8, topic, {"n": 2}]          # an explicit list replaces excludeMe
+        # a1 was excluded from its own event and not eligible for the second: b1's is its first
+        assert a1.recv_json() == [8, topic, {"n": 2}]
+        b1.wamp(7, topic, {"n": 3}, True)
+        assert a1.recv_json() == [8, topic, {"n": 3}]
+        # a2 got n=1, then nothing until n=3: excluded from n=2, not eligible for "for b1 only"
+        assert a2.recv_json() == [8, topic, {"n": 3}]
+        for client in (a1, a2, b1):
+            client.shutdown()

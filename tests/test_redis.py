@@ -442,3 +442,23 @@ def test_a_wamp_topic_spans_two_processes_through_redis_with_session_exclusion_a
         assert a2.recv_json() == [8, topic, {"n": 3}]
         for client in (a1, a2, b1):
             client.shutdown()
+
+
+def test_every_address_of_a_host_name_is_tried(redis, monkeypatch):
+    # "localhost" often resolves to ::1 first while Redis listens on 127.0.0.1 only.
+    import socket as socket_module
+
+    real = socket_module.getaddrinfo
+    closed_port = free_port()
+
+    def both(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host == "redis.test":
+            return real("127.0.0.1", closed_port, *args, **kwargs) + real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", both)
+    with ServerThread(MessageComponent()) as st:
+        hub = st.call(lambda: RedisPubSub("redis://redis.test:%d/0" % redis.port, loop=st.loop))
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the second address to answer")
+        assert st.call(hub.stats)["reconnects"] == 0
+        st.call(hub.close)

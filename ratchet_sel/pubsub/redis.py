@@ -128,6 +128,7 @@ class _Link:
         self._out = bytearray()
         self._writing = False
         self._login_left = 0
+        self._addresses: List[Any] = []
         self._timer: Any = None
         self.last_received = loop.time()
 
@@ -146,24 +147,39 @@ class _Link:
         try:
             # A host name is resolved with the system resolver (blocking): an IP
             # address, or a name in /etc/hosts, keeps the loop from waiting on DNS.
-            infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-            family, kind, proto, _, sockaddr = infos[0]
-            sock = socket.socket(family, kind, proto)
+            self._addresses = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             self._fail("cannot resolve %s: %s" % (address.host, exc))
             return
-        self.sock = sock
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        except OSError:
-            pass
-        code = sock.connect_ex(sockaddr)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            self._fail(_describe(code))
-            return
-        self.loop.add_writer(sock, self._connected)
+        self._try_next_address("no address")
+
+    def _try_next_address(self, last_error: str) -> None:
+        """Connect to the next address of the host ("localhost" may be ::1, then 127.0.0.1)."""
+        if self.sock is not None:
+            self.loop.forget(self.sock)
+            self.sock.close()
+            self.sock = None
+        while self._addresses:
+            family, kind, proto, _, sockaddr = self._addresses.pop(0)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:
+                last_error = str(exc)
+                continue
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:
+                pass
+            code = sock.connect_ex(sockaddr)
+            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                self.sock = sock
+                self.loop.add_writer(sock, self._connected)
+                return
+            sock.close()
+            last_error = _describe(code)
+        self._fail(last_error)
 
     def _connected(self) -> None:
         sock = self.sock
@@ -171,7 +187,7 @@ class _Link:
         self.loop.remove_writer(sock)
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self._fail(_describe(code))
+            self._try_next_address(_describe(code))
             return
         if self.backplane.address.tls:
             try:

@@ -1,10 +1,11 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``."""
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P`` and ``bundle APP.py -o APP.pyz``."""
 
 import argparse
 import logging
 import sys
 from typing import Any, List, Optional
 
+from . import bundle
 from .demo import Chat, Echo, chat_http_handler
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
 from .server import IoServer
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
+    bundle.add_arguments(commands.add_parser(
+        "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
+        description="build one executable zipapp of APP.py and the ratchet_sel package"))
     return parser
 
 
@@ -112,6 +116,9 @@ def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+        return bundle.run(args)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
                         + "%(name)s: %(message)s")

@@ -26,6 +26,9 @@ __all__ = ["IoServer", "Connection", "bind_listener"]
 
 log = logging.getLogger(__name__)
 
+# IoServer has a property named ``socket``, which hides the module inside its class body.
+_Socket = socket.socket
+
 #: Bytes asked of the kernel per read.
 RECV_SIZE = 256 * 1024
 #: Writes at least this large are tried at once instead of waiting for the
@@ -340,6 +343,8 @@ class TlsConnection(Connection):
 
     __slots__ = ("_handshake_timer",)
 
+    _sock: "ssl.SSLSocket"
+
     is_secure = True
 
     def _start_handshake(self, timeout: float) -> None:
@@ -478,7 +483,7 @@ class IoServer:
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
         self._contexts: Dict[socket.socket, Any] = {}
-        self._handshaking: Set[Connection] = set()
+        self._handshaking: Set[TlsConnection] = set()
         own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
@@ -545,7 +550,7 @@ class IoServer:
         """The port the first listening socket is (or was) bound to (the real one for port 0)."""
         return self._bound[1]
 
-    def _on_acceptable(self, listener: socket.socket) -> None:
+    def _on_acceptable(self, listener: _Socket) -> None:
         while True:
             try:
                 sock, addr = listener.accept()
@@ -577,7 +582,7 @@ class IoServer:
 
         self.loop.call_later(delay, resume)
 
-    def _open(self, sock: socket.socket, addr: Any, ssl_context: Any = None) -> None:
+    def _open(self, sock: _Socket, addr: Any, ssl_context: Any = None) -> None:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -220,6 +220,8 @@ class Forwarder:
         self.port = port or free_port()
         self._listener: Optional[socket.socket] = None
         self._sockets: List[socket.socket] = []
+        #: While true, bytes are swallowed instead of forwarded: a peer gone silent.
+        self.silent = False
 
     def open(self) -> "Forwarder":
         listener = socket.socket()
@@ -241,14 +243,14 @@ class Forwarder:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if not self.silent:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -118,3 +118,35 @@ def test_the_cli_publish_token():
     with ChatProcess() as plain:
         # without --publish-token there is no endpoint
         assert post(plain.port, b"x")[0] == 405
+
+
+def test_expect_100_continue_gets_the_interim_answer_before_the_body(chat_server):
+    import socket
+
+    from wsclient import read_response
+
+    body = b"z" * 5000
+    with WsClient(chat_server.port) as member, socket.create_connection(("127.0.0.1", chat_server.port),
+                                                                       timeout=10) as sock:
+        sock.sendall(("POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n"
+                      "Expect: 100-continue\r\n\r\n" % (TOKEN, len(body))).encode())
+        status, _, rest = read_response(sock)   # the client waits for this before sending the body
+        assert status == 100 and rest == b""
+        sock.sendall(body)
+        status, _, _ = read_response(sock)
+        assert status == 200
+        assert member.recv_message() == body.decode()
+
+
+@pytest.mark.skipif(__import__("shutil").which("curl") is None, reason="curl is not installed")
+def test_curl_posts_a_large_body_without_waiting(chat_server):
+    import subprocess
+
+    with WsClient(chat_server.port) as member:
+        result = subprocess.run(["curl", "-sS", "--fail", "--expect100-timeout", "30", "-H",
+                                 "Authorization: Bearer " + TOKEN, "--data-binary", "@-",
+                                 "http://127.0.0.1:%d/publish" % chat_server.port],
+                                input=b"w" * 20000, capture_output=True, timeout=20)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["local_subscribers"] == 1
+        assert member.recv_message() == "w" * 20000

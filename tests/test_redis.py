@@ -249,6 +249,45 @@ def test_auth_and_select_from_the_url_and_a_refused_password_is_logged_and_retri
     assert len(refused) == 1 and "login refused: WRONGPASS" in refused[0], refused
 
 
+def test_a_redis_gone_silent_is_found_by_ping_and_the_connection_made_again(redis, captured):
+    forwarder = Forwarder(redis.port).open()
+    with ServerThread(MessageComponent()) as st:
+        hub = st.call(lambda: RedisPubSub("redis://127.0.0.1:%d/0" % forwarder.port, loop=st.loop,
+                                          health_interval=0.2, min_backoff=0.05, max_backoff=0.2))
+        received: List[Any] = []
+        st.call(hub.add_listener, "t", received.append)
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the hub to connect")
+        forwarder.silent = True   # the TCP connections stay open, nothing comes back
+        wait_until(lambda: any("no answer to PING" in m for m in captured.messages()), 10, "the health check")
+        forwarder.silent = False
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the hub to reconnect")
+        with RawRedis(redis.port) as raw:
+            wait_until(lambda: raw.numsub("ratchet_sel:t") == 1, 10, "the subscription made again")
+            raw.command("PUBLISH", "ratchet_sel:t", "after the silence")
+        wait_until(lambda: received, 10, "the publication")
+        assert received[0].message == "after the silence"
+        st.call(hub.close)
+    forwarder.close()
+
+
+def test_a_broken_envelope_from_another_program_is_counted_and_logged_once(redis, captured):
+    with ServerThread(MessageComponent()) as st, RawRedis(redis.port) as raw:
+        hub = st.call(lambda: RedisPubSub(redis.url, loop=st.loop))
+        received: List[Any] = []
+        st.call(hub.add_listener, "t", received.append)
+        wait_until(lambda: raw.numsub("ratchet_sel:t") == 1, 10, "the subscription")
+        for _ in range(3):
+            raw.command("PUBLISH", "ratchet_sel:t", envelope.MAGIC + b"{not json\npayload")
+        raw.command("PUBLISH", "ratchet_sel:t", "fine")
+        wait_until(lambda: received, 10, "the good publication")
+        assert [p.message for p in received] == ["fine"]
+        assert st.call(hub.stats)["malformed"] == 3
+        assert st.call(lambda: hub.connected)  # a bad publication is no reason to reconnect
+        st.call(hub.close)
+    warnings = [r for r in captured.records if "malformed" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+
+
 def test_channels_follow_local_subscriptions(redis):
     with ServerThread(MessageComponent()) as st, RawRedis(redis.port) as raw:
         hub = st.call(lambda: RedisPubSub(redis.url, loop=st.loop, prefix="p:"))
@@ -346,3 +385,80 @@ def test_the_http_publish_endpoint_delivers_to_members_on_every_server(redis):
         assert status == 200 and json.loads(body)["local_subscribers"] == 1
         assert alice.recv_message() == "new post in category X"
         assert bob.recv_message() == "new post in category X"
+
+
+# -- WAMP topics on a Redis hub -------------------------------------------------------------------
+WAMP_SERVER = """
+import logging, sys
+from ratchet_sel import IoServer, WsServer
+from ratchet_sel.pubsub import RedisPubSub
+from ratchet_sel.wamp import WampServer, WampServerInterface
+logging.basicConfig(level=logging.INFO)
+hub = RedisPubSub(sys.argv[1])
+server = IoServer(WsServer(WampServer(WampServerInterface(), topics=hub)), "127.0.0.1", 0)
+hub.bind(server.loop)
+logging.getLogger("wamp-test").info("WAMP server on ws://127.0.0.1:%d/", server.port)
+server.run()
+"""
+
+
+class WampClient(WsClient):
+    def __init__(self, port: int) -> None:
+        super().__init__(port, extra=[("Sec-WebSocket-Protocol", "wamp")])
+        welcome = self.recv_json()
+        assert welcome[0] == 0
+        self.session_id = welcome[1]
+
+    def wamp(self, *elements: Any) -> None:
+        self.send(json.dumps(list(elements)))
+
+    def recv_json(self) -> Any:
+        return json.loads(self.recv_message())
+
+
+def test_a_wamp_topic_spans_two_processes_through_redis_with_session_exclusion_and_eligibility(redis):
+    from redis_support import ServerProcess
+
+    topic = "http://example.com/news"
+    with ServerProcess(["-c", WAMP_SERVER, redis.url]) as a, ServerProcess(["-c", WAMP_SERVER, redis.url]) as b:
+        a.log.wait_for(CONNECTED, 15)
+        b.log.wait_for(CONNECTED, 15)
+        a1, a2, b1 = WampClient(a.port), WampClient(a.port), WampClient(b.port)
+        for client in (a1, a2, b1):
+            client.wamp(5, topic)
+        wait_subscribers(redis.port, "ratchet_sel:" + topic, 2)
+        a1.wamp(7, topic, {"n": 1}, True)                     # excludeMe
+        assert b1.recv_json() == [8, topic, {"n": 1}]
+        assert a2.recv_json() == [8, topic, {"n": 1}]
+        a1.wamp(7, topic, "for b1 only", [], [b1.session_id])  # eligible: a session on the other server
+        assert b1.recv_json() == [8, topic, "for b1 only"]
+        b1.wamp(7, topic, {"n": 2}, [a2.session_id])          # exclude a session on the other server
+        assert b1.recv_json() == [8, topic, {"n": 2}]          # an explicit list replaces excludeMe
+        # a1 was excluded from its own event and not eligible for the second: b1's is its first
+        assert a1.recv_json() == [8, topic, {"n": 2}]
+        b1.wamp(7, topic, {"n": 3}, True)
+        assert a1.recv_json() == [8, topic, {"n": 3}]
+        # a2 got n=1, then nothing until n=3: excluded from n=2, not eligible for "for b1 only"
+        assert a2.recv_json() == [8, topic, {"n": 3}]
+        for client in (a1, a2, b1):
+            client.shutdown()
+
+
+def test_every_address_of_a_host_name_is_tried(redis, monkeypatch):
+    # "localhost" often resolves to ::1 first while Redis listens on 127.0.0.1 only.
+    import socket as socket_module
+
+    real = socket_module.getaddrinfo
+    closed_port = free_port()
+
+    def both(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host == "redis.test":
+            return real("127.0.0.1", closed_port, *args, **kwargs) + real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", both)
+    with ServerThread(MessageComponent()) as st:
+        hub = st.call(lambda: RedisPubSub("redis://redis.test:%d/0" % redis.port, loop=st.loop))
+        wait_until(lambda: st.call(lambda: hub.connected), 10, "the second address to answer")
+        assert st.call(hub.stats)["reconnects"] == 0
+        st.call(hub.close)

@@ -131,3 +131,10 @@ def test_bad_redis_urls_are_explained(url, reason):
 
 def test_the_display_form_hides_the_password():
     assert parse_redis_url("rediss://:hunter2@[::1]:6380/1").display() == "rediss://[::1]:6380/1"
+
+
+def test_the_cli_refuses_a_bad_redis_url_with_a_reason(caplog):
+    from ratchet_sel.__main__ import main
+
+    assert main(["chat", "--port", "0", "--redis", "http://127.0.0.1:6379"]) == 2
+    assert "--redis: a Redis URL starts with redis:// or rediss://" in caplog.text

@@ -128,6 +128,7 @@ class _Link:
         self._out = bytearray()
         self._writing = False
         self._login_left = 0
+        self._addresses: List[Any] = []
         self._timer: Any = None
         self.last_received = loop.time()
 
@@ -146,24 +147,39 @@ class _Link:
         try:
             # A host name is resolved with the system resolver (blocking): an IP
             # address, or a name in /etc/hosts, keeps the loop from waiting on DNS.
-            infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-            family, kind, proto, _, sockaddr = infos[0]
-            sock = socket.socket(family, kind, proto)
+            self._addresses = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             self._fail("cannot resolve %s: %s" % (address.host, exc))
             return
-        self.sock = sock
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        except OSError:
-            pass
-        code = sock.connect_ex(sockaddr)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            self._fail(_describe(code))
-            return
-        self.loop.add_writer(sock, self._connected)
+        self._try_next_address("no address")
+
+    def _try_next_address(self, last_error: str) -> None:
+        """Connect to the next address of the host ("localhost" may be ::1, then 127.0.0.1)."""
+        if self.sock is not None:
+            self.loop.forget(self.sock)
+            self.sock.close()
+            self.sock = None
+        while self._addresses:
+            family, kind, proto, _, sockaddr = self._addresses.pop(0)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:
+                last_error = str(exc)
+                continue
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:
+                pass
+            code = sock.connect_ex(sockaddr)
+            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                self.sock = sock
+                self.loop.add_writer(sock, self._connected)
+                return
+            sock.close()
+            last_error = _describe(code)
+        self._fail(last_error)
 
     def _connected(self) -> None:
         sock = self.sock
@@ -171,7 +187,7 @@ class _Link:
         self.loop.remove_writer(sock)
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self._fail(_describe(code))
+            self._try_next_address(_describe(code))
             return
         if self.backplane.address.tls:
             try:
@@ -372,9 +388,10 @@ class RedisBackplane(Backplane):
     :func:`ssl.create_default_context`, which verifies the certificate and the
     host name); ``connect_timeout`` (connect, TLS and login, seconds);
     ``min_backoff``/``max_backoff`` between attempts; ``max_pending``
-    publications queued while Redis is away (oldest dropped past it);
-    ``max_buffer`` bytes waiting to be written to Redis (past it,
-    publications are dropped and counted: Redis is not keeping up);
+    publications queued while Redis is away (oldest dropped past it, or
+    past ``max_buffer`` bytes queued); ``max_buffer`` bytes waiting to be
+    written to Redis (past it, publications are dropped and counted: Redis
+    is not keeping up);
     ``max_reply_size`` bytes in one reply; ``health_interval`` seconds of
     silence after which a connection is sent a PING, and dropped if a second
     interval passes without any answer.
@@ -402,6 +419,7 @@ class RedisBackplane(Backplane):
         self.loop: Optional[Loop] = None
         self._channels: Set[bytes] = set()
         self._pending: Deque[bytes] = deque()
+        self._pending_bytes = 0
         self._links: Dict[str, Optional[_Link]] = {"subscriber": None, "publisher": None}
         self._backoff: Dict[str, float] = {"subscriber": min_backoff, "publisher": min_backoff}
         self._retry_timers: Dict[str, Any] = {}
@@ -417,7 +435,7 @@ class RedisBackplane(Backplane):
         self._reported_dropping = False
         self._outage_dropped = 0
         self.counters = {"published": 0, "received": 0, "dropped": 0, "lost_in_flight": 0,
-                         "garbage": 0, "malformed": 0, "reconnects": 0}
+                         "garbage": 0, "malformed": 0, "refused": 0, "reconnects": 0}
         if loop is not None:
             self.bind(loop)
 
@@ -489,7 +507,9 @@ class RedisBackplane(Backplane):
         ``dropped`` (never sent: queue or buffer full), ``lost_in_flight``
         (written but unconfirmed when a connection failed), ``garbage``
         (connections dropped for a bad reply), ``malformed`` (publications
-        with a broken envelope, ignored), ``reconnects``, ``queued`` (waiting now)."""
+        with a broken envelope, ignored; the first is logged), ``refused``
+        (PUBLISH answered with an error, e.g. a read-only replica; the first
+        is logged), ``reconnects``, ``queued`` (waiting now)."""
         result = dict(self.counters)
         result["queued"] = len(self._pending)
         return result
@@ -512,14 +532,17 @@ class RedisBackplane(Backplane):
         self.counters["published"] += 1
 
     def _queue(self, command: bytes) -> None:
-        if self.max_pending == 0:
-            self._drop(1, "Redis is unreachable and queueing is off (max_pending=0)")
+        if self.max_pending == 0 or len(command) > self.max_buffer:
+            self._drop(1, "a publication could not be queued for Redis (max_pending=%d, max_buffer=%d)"
+                       % (self.max_pending, self.max_buffer))
             return
-        if len(self._pending) >= self.max_pending:
-            self._pending.popleft()
-            self._drop(1, "the queue of %d publications waiting for Redis is full; dropping the oldest"
-                       % self.max_pending)
+        while self._pending and (len(self._pending) >= self.max_pending
+                                 or self._pending_bytes + len(command) > self.max_buffer):
+            self._pending_bytes -= len(self._pending.popleft())
+            self._drop(1, "the queue of publications waiting for Redis is full (%d publications or %d bytes); "
+                       "dropping the oldest" % (self.max_pending, self.max_buffer))
         self._pending.append(command)
+        self._pending_bytes += len(command)
 
     def _drop(self, count: int, why: str) -> None:
         self.counters["dropped"] += count
@@ -530,7 +553,9 @@ class RedisBackplane(Backplane):
 
     def _flush_pending(self, link: _Link) -> None:
         while self._pending and link.ready:
-            self._send_publish(link, self._pending.popleft())
+            command = self._pending.popleft()
+            self._pending_bytes -= len(command)
+            self._send_publish(link, command)
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, role: str) -> None:
@@ -657,8 +682,10 @@ class RedisBackplane(Backplane):
             publication = envelope.decode(topic, data)
         except (UnicodeDecodeError, envelope.EnvelopeError) as exc:
             self.counters["malformed"] += 1
-            log.warning("redis %s: ignored a malformed publication on %r: %s", self.address.display(),
-                        channel[:100], exc)
+            # once at WARNING, then quietly: a misbehaving publisher must not flood the log
+            log.log(logging.WARNING if self.counters["malformed"] == 1 else logging.DEBUG,
+                    "redis %s: ignored a malformed publication on %r: %s (counted in stats()['malformed'])",
+                    self.address.display(), channel[:100], exc)
             return
         try:
             hub.deliver_remote(publication)
@@ -673,7 +700,10 @@ class RedisBackplane(Backplane):
             if self._unacknowledged:
                 self._unacknowledged -= 1
             self.counters["dropped"] += 1
-            log.error("redis %s refused a PUBLISH: %s", self.address.display(), reply.message)
+            self.counters["refused"] += 1
+            log.log(logging.ERROR if self.counters["refused"] == 1 else logging.DEBUG,
+                    "redis %s refused a PUBLISH: %s (counted in stats()['refused'])",
+                    self.address.display(), reply.message)
         elif reply != "PONG":
             link.fail("unexpected reply %r on the publisher connection" % (reply,))
 

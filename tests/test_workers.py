@@ -23,7 +23,7 @@ from ratchet_sel.websocket.rfc6455 import OP_CLOSE, Close, encode_close_payload
 from ratchet_sel.workers import (PUBLISH, READY, SUBSCRIBE, UNSUBSCRIBE, ChannelError, FrameReader,
                                  encode_frame, reuse_port_available)
 from support import ensure_fd_limit
-from wsclient import WsClient
+from wsclient import WsClient, http_exchange
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -464,6 +464,9 @@ APP = textwrap.dedent('''
             worker.loop.call_later(0.05, os._exit, 7)      # dies young, again and again
         if mode == "boot-fails":
             raise RuntimeError("no database")
+        if mode == "wamp":
+            from ratchet_sel.wamp import WampServer, WampServerInterface
+            return WsServer(WampServer(WampServerInterface(), worker.topics))
         if mode == "hang-on-stop" and worker.index == 1:
             worker.on_stop(lambda: time.sleep(60))        # a worker that never finishes stopping
         return WsServer(Chat(worker.topics))
@@ -666,3 +669,72 @@ def test_a_channel_to_a_peer_that_does_not_read_stays_bounded_and_keeps_order(ca
         worker.close()
         master.close()
         loop.close()
+
+
+# -- what spans workers besides the chat room -------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_post_publish_on_any_worker_reaches_the_clients_of_every_worker():
+    server = start_chat(2, ["--publish-token", "s3cret"])
+    clients: List[WsClient] = []
+    try:
+        port = server.port()
+        pids = set(server.worker_pids(2))
+        clients = connect_clients(server, port, 20)
+        assert {server.pid_of(client) for client in clients} == pids
+        body = "pushed over HTTP".encode()
+        request = ("POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n"
+                   "Content-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode()
+        status, _, _ = http_exchange(port, request + body)
+        assert status == 200
+        for client in clients:
+            assert client.recv_message() == "pushed over HTTP"
+    finally:
+        close_all(clients)
+        server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_wamp_topics_span_workers_with_session_ids(tmp_path):
+    import json
+
+    server = start_app(tmp_path, "wamp")
+    clients: List[WsClient] = []
+    try:
+        port = server.port()
+        pids = set(server.worker_pids(2))
+        sessions: Dict[WsClient, str] = {}
+        served: Dict[WsClient, int] = {}
+        while set(served.values()) != pids or len(clients) < 4:
+            assert len(clients) < 60, "the clients all went to one worker"
+            client = WsClient(port, extra=[("Sec-WebSocket-Protocol", "wamp")])
+            assert client.headers.get("sec-websocket-protocol") == "wamp"
+            welcome = json.loads(client.recv_message())
+            assert welcome[0] == 0
+            sessions[client] = welcome[1]
+            served[client] = server.pid_of(client)
+            client.send(json.dumps([5, "http://example.com/news"]))
+            clients.append(client)
+        publisher = next(c for c in clients if served[c] != served[clients[0]])
+        others = [c for c in clients if c is not publisher]
+        # An exclude list of session ids (it replaces excludeMe, so the publisher gets it too); the
+        # excluded client is on the publisher's worker or on the other one, its session id says which.
+        excluded = next(c for c in others if served[c] != served[publisher])
+        publisher.send(json.dumps([7, "http://example.com/news", {"n": 1}, [sessions[excluded]]]))
+        for client in clients:
+            if client is not excluded:
+                assert json.loads(client.recv_message()) == [8, "http://example.com/news", {"n": 1}]
+        # Eligible: only the excluded client this time, across the workers; the others get nothing.
+        publisher.send(json.dumps([7, "http://example.com/news", {"n": 2}, [], [sessions[excluded]]]))
+        assert json.loads(excluded.recv_message()) == [8, "http://example.com/news", {"n": 2}]
+        # Default excludeMe: everyone but the publisher; what the others read next proves that
+        # they got neither n=2 nor anything else in between.
+        publisher.send(json.dumps([7, "http://example.com/news", {"n": 3}]))
+        for client in others:
+            assert json.loads(client.recv_message()) == [8, "http://example.com/news", {"n": 3}]
+        publisher.send(json.dumps([7, "http://example.com/news", {"n": 4}, False]))  # excludeMe false: all
+        for client in clients:
+            assert json.loads(client.recv_message()) == [8, "http://example.com/news", {"n": 4}]
+    finally:
+        close_all(clients)
+        server.stop()
+    assert server.proc.returncode == 0, server.log()

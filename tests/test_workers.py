@@ -738,3 +738,28 @@ def test_wamp_topics_span_workers_with_session_ids(tmp_path):
         close_all(clients)
         server.stop()
     assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(90)
+def test_a_burst_crosses_workers_complete_and_in_order():
+    server = start_chat(2)
+    clients: List[WsClient] = []
+    try:
+        port = server.port()
+        pids = set(server.worker_pids(2))
+        served: Dict[WsClient, int] = {}
+        while set(served.values()) != pids or len(clients) < 4:
+            assert len(clients) < 60, "the clients all went to one worker"
+            client = WsClient(port)
+            clients.append(client)
+            served[client] = server.pid_of(client)
+        sender = clients[0]
+        for index in range(2000):
+            sender.send("message %04d %s" % (index, "z" * 200))
+        for client in clients[1:]:
+            for index in range(2000):
+                assert client.recv_message() == "message %04d %s" % (index, "z" * 200)
+    finally:
+        close_all(clients)
+        server.stop()
+    assert server.proc.returncode == 0, server.log()

@@ -17,7 +17,7 @@ message when the client promised ``client_no_context_takeover``.
 import zlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..http.request import Request
+from ..http.request import Request, parse_decimal
 from .rfc6455 import OP_CONTINUATION, OP_TEXT, OP_BINARY, CloseCode, ProtocolViolation, encode_frame
 
 __all__ = ["PerMessageDeflate", "DeflateExtension", "parse_extension_header"]
@@ -50,9 +50,10 @@ def parse_extension_header(values: List[str]) -> List[Tuple[str, List[Tuple[str,
 
 
 def _window_bits(value: Optional[str]) -> int:
-    if value is None or not value.isdigit() or not 8 <= int(value) <= 15:
+    bits = None if value is None else parse_decimal(value, 2)
+    if bits is None or not 8 <= bits <= 15:
         raise ValueError("window bits must be 8 to 15")
-    return int(value)
+    return bits
 
 
 class PerMessageDeflate:

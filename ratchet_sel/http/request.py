@@ -250,12 +250,12 @@ class RequestParser:
             match = _END_OF_HEADERS.search(self._buffer, max(0, self._scanned - 3))
             if match is None:
                 self._scanned = len(self._buffer)
-                self._check_partial(self._buffer)
+                self._check_partial(self._buffer, len(self._buffer))
                 return None
             # The answer must not depend on how the bytes were split: apply the
             # checks a piecewise sender would have met first, to everything but
             # the last byte of the head (no prefix shorter than that is complete).
-            self._check_partial(memoryview(self._buffer)[:match.end() - 1])
+            self._check_partial(self._buffer, match.end() - 1)
             if match.end() > self.max_header_bytes:
                 raise HttpError(431, "Request header section too large")
             if match.start() and self._buffer[match.start() - 1] == 0x0D:
@@ -273,23 +273,23 @@ class RequestParser:
         self._buffer = bytearray()
         return self._request
 
-    def _check_partial(self, buffer: Any) -> None:
-        """The refusals a head that is not complete yet can already earn.
+    def _check_partial(self, buffer: bytearray, size: int) -> None:
+        """The refusals the first ``size`` bytes of a head not complete yet already earn.
 
         Each holds for every longer prefix once it holds, and they are tried
         in the order a byte-by-byte sender meets them (the request line is
         never allowed to be longer than the head), so the first that fails is
         the same whichever way the bytes were split.
         """
-        if buffer[:1] in (b"\x16", b"\x80"):
+        if size and buffer[0] in (0x16, 0x80):
             raise HttpError(400, "TLS handshake on a plain-text port")
-        end_of_line = bytes(buffer[:self.max_line + 2]).find(b"\n")
-        line_length = len(buffer) if end_of_line < 0 else end_of_line
+        end_of_line = buffer.find(b"\n", 0, min(size, self.max_line + 2))
+        line_length = size if end_of_line < 0 else end_of_line
         if line_length and buffer[line_length - 1] == 0x0D:
             line_length -= 1  # the CR of CRLF is no part of the line
         if line_length > min(self.max_line, self.max_header_bytes - 1):
             raise HttpError(414, "Request line too long")
-        if len(buffer) > self.max_header_bytes:
+        if size > self.max_header_bytes:
             raise HttpError(431, "Request header section too large")
 
     def _parse_head(self, head: bytes) -> Request:

@@ -18,6 +18,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from .loop import Loop
+from .stats import STATS
 
 try:  # a Python built without OpenSSL still serves plain TCP
     import ssl
@@ -153,6 +154,7 @@ class Connection:
         if not data:
             self._peer_finished()
             return
+        STATS.bytes_received += len(data)
         try:
             self._component.on_message(self, data)
         except Exception as exc:
@@ -211,6 +213,7 @@ class Connection:
         except OSError as exc:
             self._write_failed(exc)
             return
+        STATS.bytes_sent += sent
         if sent < len(data):
             wbuf += memoryview(data)[sent:]
             self._want_write()
@@ -245,6 +248,7 @@ class Connection:
             log.debug("%r: write failed: %s", self, exc)
             self._teardown()
             return
+        STATS.bytes_sent += sent
         del self._wbuf[:sent]
         if len(self._wbuf) > self.low_water:
             self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
@@ -441,6 +445,7 @@ class TlsConnection(Connection):
             chunks.append(chunk)
             size += len(chunk)
         if chunks:
+            STATS.bytes_received += size
             try:
                 self._component.on_message(self, b"".join(chunks) if len(chunks) > 1 else chunks[0])
             except Exception as exc:
@@ -580,6 +585,7 @@ class IoServer:
         self.loop.call_later(delay, resume)
 
     def _open(self, sock: socket.socket, addr: Any, ssl_context: Any = None) -> None:
+        STATS.connections_accepted += 1
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -336,8 +336,11 @@ class Connection:
         if self._state != Connection._LINGERING or kernel_unsent_bytes(self._sock) != 0:
             return
         try:
-            while self._sock.recv(RECV_SIZE):
-                pass
+            for _ in range(16):
+                if not self._sock.recv(RECV_SIZE):
+                    break
+            else:
+                return  # still sending: leave it to the linger
         except _WOULD_BLOCK:
             pass
         except OSError:

@@ -15,7 +15,7 @@ setup(
     packages=find_packages(include=["ratchet_sel", "ratchet_sel.*"]),
     package_data={"ratchet_sel": ["py.typed"]},
     python_requires=">=3.8",
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "prometheus_client"]},
     entry_points={"console_scripts": ["ratchet-sel=ratchet_sel.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

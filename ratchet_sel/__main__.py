@@ -6,9 +6,15 @@ import sys
 from typing import Any, List, Optional
 
 from . import bundle
+from .addresses import parse_network
 from .demo import Chat, Echo, chat_http_handler
+from .http.request import parse_decimal
+from .http.server import HttpServer
+from .metrics import MetricsEndpoint
+from .origin import OriginCheck
+from .proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
-from .server import IoServer
+from .server import DEFAULT_MAX_CONNECTIONS, IoServer
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
 
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
+        add_deployment_options(command)
     bundle.add_arguments(commands.add_parser(
         "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
         description="build one executable zipapp of APP.py and the ratchet_sel package"))
@@ -81,6 +88,85 @@ def _worker_count(text: str) -> int:
     if not 1 <= count <= MAX_WORKERS:
         raise argparse.ArgumentTypeError("must be from 1 to %d, not %d" % (MAX_WORKERS, count))
     return count
+
+
+def _count(text: str) -> int:
+    value = parse_decimal(text.strip(), 9)
+    if not value:
+        raise argparse.ArgumentTypeError("expected a whole number of at least 1, not %r" % text)
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e7:    # also refuses nan and inf
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0, not %r" % text)
+    return value
+
+
+def _origin(text: str) -> str:
+    if not text.strip() or any(ch.isspace() for ch in text.strip()):
+        raise argparse.ArgumentTypeError("expected a host, *.host, a full origin or *, not %r" % text)
+    return text.strip()
+
+
+def _network(text: str) -> str:
+    if parse_network(text) is None:
+        raise argparse.ArgumentTypeError("expected an IP address or a CIDR network, not %r" % text)
+    return text.strip()
+
+
+def _token(text: str) -> str:
+    if len(text) < 16 or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError("expected at least 16 printable characters without spaces")
+    return text
+
+
+def add_deployment_options(command: argparse.ArgumentParser) -> None:
+    """The limits and policies a deployment tunes (see the README's limits table)."""
+    group = command.add_argument_group("deployment limits")
+    group.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="simultaneous connections; more are answered 503 with Retry-After "
+                            "(default: %(default)s)")
+    group.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
+                       help="close (1001) a WebSocket silent for this long (default: off)")
+    group.add_argument("--keepalive", type=_seconds, metavar="SECONDS",
+                       help="ping every WebSocket this often; close (1011) one that did not answer the "
+                            "previous ping (default: off)")
+    group.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN",
+                       help="admit WebSocket handshakes only from this Origin (a host, *.host, a full origin "
+                            "like https://example.com:8443, or *); repeat for more; requests without an "
+                            "Origin (non-browser clients) pass; others get 403 (default: every origin)")
+    group.add_argument("--trusted-proxy", type=_network, action="append", default=[], metavar="CIDR",
+                       help="a reverse proxy's address or network; connections from it take the client's "
+                            "address from X-Forwarded-For; repeat for more (default: none)")
+    group.add_argument("--metrics", action="store_true",
+                       help="serve Prometheus metrics at GET /metrics on the same port, to loopback peers "
+                            "only (or to holders of --metrics-token)")
+    group.add_argument("--metrics-token", type=_token, metavar="TOKEN",
+                       help="with it, /metrics needs 'Authorization: Bearer TOKEN' (at least 16 characters) "
+                            "from every peer instead of being loopback-only; implies --metrics")
+
+
+def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
+    """``ws`` with the deployment options applied: the component IoServer serves."""
+    if args.idle_timeout:
+        ws.idle_timeout = args.idle_timeout
+    if args.keepalive:
+        ws.enable_keepalive(args.keepalive)
+    component: Any = ws
+    if args.allowed_origin:
+        component = OriginCheck(component, args.allowed_origin, allow_missing=True)
+    if args.trusted_proxy:
+        component = TrustedProxies(component, args.trusted_proxy)
+    if args.metrics or args.metrics_token:
+        component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
+    if component is not ws:
+        component = HttpServer(component)    # the guards need the parsed request
+    return component
 
 
 def build_topics(args: argparse.Namespace, worker: Optional[Worker] = None) -> Topics:
@@ -149,11 +235,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     server: Any = None
     try:
         if args.workers > 1:
-            server = Workers(lambda worker: build_component(
-                args, build_topics(args, worker) if args.command == "chat" else None), args.workers)
+            server = Workers(lambda worker: build_stack(args, build_component(
+                args, build_topics(args, worker) if args.command == "chat" else None)), args.workers,
+                server_options=dict(max_connections=args.max_connections))
             bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:
-            server = IoServer(build_component(args, topics), args.host, args.port, ssl_context=wanted[0][0])
+            server = IoServer(build_stack(args, build_component(args, topics)), args.host, args.port,
+                              ssl_context=wanted[0][0], max_connections=args.max_connections)
             bound = [(wanted[0][0] is not None, server.socket.getsockname()[:2])]
             if len(wanted) > 1:
                 bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))

@@ -3,6 +3,7 @@
 import logging
 from typing import Any, Iterable, List, Optional, Union
 
+from ..stats import STATS
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
                       Ping, Pong, encode_close_payload, encode_frame, encode_message, frame_header,
@@ -90,6 +91,7 @@ class WsConnection:
             frames = self._encode(message, fragment_size)
             if transport.buffered_amount and not self._room_for(sum(len(f) for f in frames)):
                 return
+            STATS.messages_sent += 1
             for frame in frames:
                 transport.send(frame)
             return
@@ -101,6 +103,7 @@ class WsConnection:
             opcode = OP_BINARY
         if transport.buffered_amount and not self._room_for(len(payload) + 10):
             return
+        STATS.messages_sent += 1
         if len(payload) <= _COALESCE_LIMIT:
             transport.send(frame_header(opcode, len(payload)) + payload)
         else:
@@ -265,6 +268,7 @@ class HixieConnection(WsConnection):
         if self._state is _OPEN:
             frame = hixie.encode_text(message)
             if not self.transport.buffered_amount or self._room_for(len(frame)):
+                STATS.messages_sent += 1
                 self.transport.send(frame)
 
     def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
@@ -301,6 +305,7 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
                 frames = shared[key] = b"".join(conn._encode(message))
             if conn.transport.buffered_amount and not conn._room_for(len(frames)):
                 continue
+            STATS.messages_sent += 1
             conn.transport.send(frames)
         else:
             conn.send(message)

@@ -151,8 +151,11 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
                             "from every peer instead of being loopback-only; implies --metrics")
 
 
-def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
-    """``ws`` with the deployment options applied: the component IoServer serves."""
+def build_stack(args: argparse.Namespace, ws: WsServer, worker: Optional[Worker] = None) -> Any:
+    """``ws`` with the deployment options applied: the component IoServer serves.
+
+    In a worker of ``--workers``, ``/metrics`` answers for every worker.
+    """
     if args.idle_timeout:
         ws.idle_timeout = args.idle_timeout
     if args.keepalive:
@@ -163,7 +166,12 @@ def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
     if args.trusted_proxy:
         component = TrustedProxies(component, args.trusted_proxy)
     if args.metrics or args.metrics_token:
-        component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
+        if worker is None:
+            component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
+        else:
+            worker.share_metrics()
+            component = MetricsEndpoint(component, token=args.metrics_token, snapshots=worker.metrics_snapshots)
+            component.watch_loop(worker.loop)
     if component is not ws:
         component = HttpServer(component)    # the guards need the parsed request
     return component
@@ -236,7 +244,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.workers > 1:
             server = Workers(lambda worker: build_stack(args, build_component(
-                args, build_topics(args, worker) if args.command == "chat" else None)), args.workers,
+                args, build_topics(args, worker) if args.command == "chat" else None), worker), args.workers,
                 server_options=dict(max_connections=args.max_connections))
             bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:

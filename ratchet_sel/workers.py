@@ -49,6 +49,7 @@ logged, never queued without limit.
 """
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -58,6 +59,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
+from . import stats
 from .loop import Loop
 from .pubsub import topics as _topics
 from .pubsub.envelope import EnvelopeError, Publication, decode, encode
@@ -66,16 +68,17 @@ from .server import IoServer, bind_listener
 
 __all__ = ["run_workers", "Workers", "Worker", "WorkerBackplane", "MAX_WORKERS",
            "ChannelError", "FrameReader", "encode_frame",
-           "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "READY"]
+           "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "READY", "METRICS"]
 
 log = logging.getLogger(__name__)
 
 #: The most workers one master runs.
 MAX_WORKERS = 64
 
-#: Frame kinds on a master/worker channel.
-SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY = 1, 2, 3, 4
-_KINDS = {SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY}
+#: Frame kinds on a master/worker channel.  METRICS carries a worker's
+#: metrics snapshot (JSON; the topic names the worker; empty: it is gone).
+SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS = 1, 2, 3, 4, 5
+_KINDS = {SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS}
 
 _HEADER = struct.Struct("!IBH")  # length of the rest, kind, topic length
 _MAX_TOPIC = 0xFFFF
@@ -344,7 +347,10 @@ class Worker:
       build anything that needs a loop, such as a Redis backplane, on it);
     - ``backplane``: a :class:`WorkerBackplane` to the master's hub;
     - ``topics``: a :class:`~ratchet_sel.pubsub.Topics` hub on that backplane,
-      made on first use: the simplest way to share topics between workers.
+      made on first use: the simplest way to share topics between workers;
+    - :meth:`share_metrics` and :meth:`metrics_snapshots`: every worker's
+      metrics, for a :class:`~ratchet_sel.metrics.MetricsEndpoint` that
+      answers for the whole server from any worker.
     """
 
     def __init__(self, index: int, loop: Loop, sock: socket.socket, *,
@@ -357,6 +363,8 @@ class Worker:
         self.backplane = WorkerBackplane(self)
         self._topics: Optional[Topics] = None
         self._stop_callbacks: List[Callable[[], Any]] = []
+        self._peer_snapshots: Dict[str, Dict[str, Any]] = {}
+        self._metrics_timer: Any = None
         self._channel = _Channel(loop, sock, self._on_frame, self._master_lost,
                                  "the channel to the master", max_buffer, max_frame)
 
@@ -366,6 +374,28 @@ class Worker:
         if self._topics is None:
             self._topics = Topics(self.backplane)
         return self._topics
+
+    def share_metrics(self, interval: float = 1.0) -> None:
+        """Send this worker's metrics snapshot to the other workers every ``interval`` seconds.
+
+        Each worker that calls it can then answer a scrape for all of them
+        with :meth:`metrics_snapshots`.
+        """
+        if self._metrics_timer is None:
+            self._metrics_timer = self.loop.call_every(interval, self._send_snapshot)
+            self._send_snapshot()
+
+    def metrics_snapshots(self) -> List[Dict[str, Any]]:
+        """This worker's snapshot now, and the latest of every other worker that shares them."""
+        from .metrics import snapshot  # only for servers that serve metrics
+
+        return [snapshot(worker=str(self.index))] + [self._peer_snapshots[key] for key in sorted(self._peer_snapshots)]
+
+    def _send_snapshot(self) -> None:
+        from .metrics import snapshot
+
+        self._channel.send(encode_frame(METRICS, str(self.index),
+                                        json.dumps(snapshot(worker=str(self.index))).encode("utf-8")))
 
     def on_stop(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` once the worker's server has stopped, before the process exits.
@@ -400,6 +430,17 @@ class Worker:
     def _on_frame(self, kind: int, topic: str, payload: bytes) -> None:
         if kind == PUBLISH:
             self.backplane._deliver(topic, payload)
+        elif kind == METRICS:
+            if not payload:
+                self._peer_snapshots.pop(topic, None)
+                return
+            try:
+                figures = json.loads(payload.decode("utf-8"))
+            except ValueError:
+                log.error("a metrics snapshot from worker %s is not JSON; ignored", topic)
+                return
+            if isinstance(figures, dict):
+                self._peer_snapshots[topic] = figures
         else:
             log.warning("unexpected frame kind %d from the master", kind)
 
@@ -413,6 +454,8 @@ class Worker:
 
     def close(self) -> None:
         """Close the channel to the master."""
+        if self._metrics_timer is not None:
+            self._metrics_timer.cancel()
         self._channel._on_closed = lambda: None
         self._channel.close()
 
@@ -652,6 +695,7 @@ class Workers:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         _topics.renew_node_id()
+        stats.reset()  # count this worker's events only
 
     def _worker_main(self, index: int, channel_sock: socket.socket) -> int:
         loop = Loop()
@@ -711,6 +755,9 @@ class Workers:
         elif kind == UNSUBSCRIBE:
             slot.topics.discard(topic)
             log.debug("worker %d (pid %d) unsubscribed from %r", slot.index, slot.pid, topic)
+        elif kind == METRICS:
+            # Named by the master (a worker cannot speak for another slot); to all the others.
+            self._to_others(slot, encode_frame(METRICS, str(slot.index), payload))
         elif kind == READY:
             slot.ready = True
             self._any_ready = True
@@ -718,6 +765,11 @@ class Workers:
             if self._on_ready is not None and all(other.ready for other in self._slots):
                 callback, self._on_ready = self._on_ready, None
                 callback()
+
+    def _to_others(self, origin: _Slot, frame: bytes) -> None:
+        for other in self._slots:
+            if other is not origin and other.channel is not None:
+                other.channel.send(frame)
 
     def _relay(self) -> None:
         relays, self._relays = self._relays, []
@@ -761,6 +813,7 @@ class Workers:
         pid, slot.pid = slot.pid, 0
         if slot.channel is not None:
             slot.channel.close()
+        self._to_others(slot, encode_frame(METRICS, str(slot.index)))  # its figures are gone with it
         exit_code = os.WEXITSTATUS(status) if status >= 0 and os.WIFEXITED(status) else None
         if self._stopping:
             if exit_code == 0:

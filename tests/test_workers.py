@@ -763,3 +763,33 @@ def test_a_burst_crosses_workers_complete_and_in_order():
         close_all(clients)
         server.stop()
     assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_metrics_from_any_worker_cover_every_worker():
+    server = ServerProcess([sys.executable, "-m", "ratchet_sel", "echo", "--host", "127.0.0.1", "--port", "0",
+                            "--workers", "2", "--metrics", "--log-level", "DEBUG"])
+    clients: List[WsClient] = []
+    try:
+        port = server.port()
+        pids = set(server.worker_pids(2))
+        clients = connect_clients(server, port, 20)
+        assert {server.pid_of(client) for client in clients} == pids
+        for client in clients:
+            client.send("counted")
+            assert client.recv_message() == "counted"
+        wanted = ['ratchet_sel_connections_open{version="rfc6455"} 20', "ratchet_sel_messages_received_total 20",
+                  'ratchet_sel_loop_lag_seconds{worker="1"}', 'ratchet_sel_loop_lag_seconds{worker="2"}']
+        deadline = time.monotonic() + 15
+        while True:  # snapshots travel once a second: poll the scrape (bounded)
+            status, _, body = http_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                  b"Connection: close\r\n\r\n")
+            text = body.decode("utf-8")
+            if status == 200 and all(line in text for line in wanted):
+                break
+            assert time.monotonic() < deadline, "the scrape never covered both workers:\n" + text
+            time.sleep(0.2)
+    finally:
+        close_all(clients)
+        server.stop()
+    assert server.proc.returncode == 0, server.log()

@@ -1,10 +1,11 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``."""
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P`` and ``client URL``."""
 
 import argparse
 import logging
 import sys
 from typing import List, Optional
 
+from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, chat_page
 from .pubsub import Topics
 from .server import IoServer
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
+    add_client_command(commands)
     return parser
 
 
@@ -62,6 +64,9 @@ def build_topics(args: argparse.Namespace) -> Topics:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "client":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
+        return run_client(args)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = dict(max_message_size=args.max_message_size)

@@ -9,8 +9,9 @@ wscat-like command line on top of it.
 
 from ..websocket.deflate import DeflateOffer
 from .blocking import ClientConnection, connect
+from .loop import AsyncClientConnection, connect_async
 from .handshake import HandshakeError, WebSocketClientError, parse_url
 from .protocol import ConnectionClosed, ProtocolError
 
-__all__ = ["connect", "ClientConnection", "ConnectionClosed", "ProtocolError",
+__all__ = ["connect", "ClientConnection", "connect_async", "AsyncClientConnection", "ConnectionClosed", "ProtocolError",
            "HandshakeError", "WebSocketClientError", "DeflateOffer", "parse_url"]

@@ -53,7 +53,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except socket.timeout:
-        raise TimeoutError("no TCP connection to %s:%d within %g s" % (target.host, target.port, timeout)) from None
+        raise TimeoutError("no TCP connection to %s:%d within %s s" % (target.host, target.port, timeout)) from None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if target.secure:
@@ -62,7 +62,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
             try:
                 sock = context.wrap_socket(sock, server_hostname=target.host)
             except socket.timeout:
-                raise TimeoutError("no TLS handshake with %s:%d within %g s"
+                raise TimeoutError("no TLS handshake with %s:%d within %s s"
                                    % (target.host, target.port, timeout)) from None
         sock.settimeout(_remaining(deadline))
         sock.sendall(handshake.request)
@@ -71,7 +71,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
             try:
                 data = sock.recv(_RECV_SIZE)
             except socket.timeout:
-                raise TimeoutError("no complete handshake response from %s within %g s"
+                raise TimeoutError("no complete handshake response from %s within %s s"
                                    % (target.url, timeout)) from None
             if not data:
                 handshake.eof()
@@ -176,7 +176,7 @@ class ClientConnection:
         try:
             data = self.socket.recv(_RECV_SIZE)
         except socket.timeout:
-            raise TimeoutError("no message within %g s" % timeout) from None
+            raise TimeoutError("no message within %s s" % timeout) from None
         except OSError:
             data = b""
         if not data:

@@ -68,9 +68,9 @@ class ClientProtocol:
 
     def __init__(self, extension: Any = None, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.extension = extension
-        # Server frames must not be masked (RFC 6455 5.1): the parser's mask
-        # rule is inverted here rather than relaxed.
-        self._parser = FrameParser(max_message_size=max_message_size, require_mask=False, extension=extension)
+        # Server frames must not be masked (RFC 6455 5.1).
+        self._parser = FrameParser(max_message_size=max_message_size, require_mask=False, forbid_mask=True,
+                                   extension=extension)
         self._outgoing: List[bytes] = []
         self.state = _OPEN
         #: Set once the connection closed: a :class:`ConnectionClosed` (or :class:`ProtocolError`).

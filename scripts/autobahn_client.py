@@ -61,6 +61,26 @@ def wait_listening(port, proc, timeout):
     return False
 
 
+# wstest's fuzzing server listens on every interface, and its web UI on 8080: run
+# it through the same private python2.7 with the listener bound to loopback and
+# the web UI off.
+_LOOPBACK_WSTEST = (
+    "import sys; del sys.path[0]; "
+    "from autobahntestsuite import fuzzing; "
+    "listen = fuzzing.listenWS; "
+    "fuzzing.listenWS = lambda factory, context=None: listen(factory, context, 50, '127.0.0.1'); "
+    "from autobahntestsuite.wstest import run; sys.argv[0] = 'wstest'; run()")
+
+
+def fuzzingserver_command(wstest, spec_path):
+    """The wstest fuzzing server command, listening on 127.0.0.1 only."""
+    py2 = Path(wstest).parent / "py2"
+    if not py2.exists():
+        raise SystemExit("autobahn-client: %s not found (made by scripts/setup_autobahn.sh)" % py2)
+    return [str(py2), "-W", "ignore", "-c", _LOOPBACK_WSTEST, "-m", "fuzzingserver", "-s", str(spec_path),
+            "--webport", "0"]
+
+
 def run_case(base, number, case_timeout):
     """Echo everything the fuzzing server sends in case ``number``; returns a short outcome string."""
     url = "%s/runCase?case=%d&agent=%s" % (base, number, AGENT)
@@ -102,14 +122,14 @@ def main(argv=None):
     outdir.mkdir(parents=True, exist_ok=True)
     server_mode.clear_old_reports(outdir)
     port = free_port()
-    spec = {"url": "ws://127.0.0.1:%d" % port, "outdir": str(outdir), "webport": 0,
+    spec = {"url": "ws://127.0.0.1:%d" % port, "outdir": str(outdir),
             "cases": [c.strip() for c in args.cases.split(",") if c.strip()],
             "exclude-cases": [c.strip() for c in args.exclude.split(",") if c.strip()],
             "exclude-agent-cases": {}}
     spec_path = outdir / "fuzzingserver.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     wstest_log = open(outdir / "wstest.log", "wb")
-    proc = subprocess.Popen([str(args.wstest), "-m", "fuzzingserver", "-s", str(spec_path)], cwd=str(outdir),
+    proc = subprocess.Popen(fuzzingserver_command(args.wstest, spec_path), cwd=str(outdir),
                             stdin=subprocess.DEVNULL, stdout=wstest_log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     started = time.monotonic()

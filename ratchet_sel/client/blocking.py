@@ -165,6 +165,9 @@ class ClientConnection:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._messages:
+            # Every message before a held-back close or error has been taken: act on it.
+            self._protocol.end_pending()
+            self._flush_quietly()
             if self._protocol.closed is not None:
                 self._finish_close()
                 raise self._protocol.closed
@@ -190,6 +193,9 @@ class ClientConnection:
                 self._messages.append(event.data)
             else:
                 self.pongs.append(event.payload)
+        self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
         try:
             self._flush()
         except ConnectionClosed:
@@ -219,10 +225,7 @@ class ClientConnection:
         protocol = self._protocol
         if protocol.closed is None:
             protocol.close(code, reason)
-            try:
-                self._flush()
-            except ConnectionClosed:
-                pass
+            self._flush_quietly()
             deadline = None if self.close_timeout is None else time.monotonic() + self.close_timeout
             try:
                 while protocol.closed is None:

@@ -343,6 +343,7 @@ class AsyncClientConnection:
                 self._call("on_message", event.data)
             elif hasattr(self.component, "on_pong"):
                 self._call("on_pong", event.payload)
+        protocol.end_pending()  # the application has seen every message before the end
         self._flush()
         if protocol.closed is not None and self._state != _CLOSED:
             if protocol.close_received:

@@ -78,6 +78,7 @@ class ClientProtocol:
         self.close_sent = False
         self.close_received = False
         self._our_close: Optional[ConnectionClosed] = None
+        self._pending_end: Any = None
 
     @property
     def is_open(self) -> bool:
@@ -123,6 +124,7 @@ class ClientProtocol:
         """Queue our close frame (once); the connection is closed when the server's arrives."""
         if not is_sendable_close_code(code):
             raise ValueError("close code %d may not be sent" % code)
+        self.end_pending()
         if self.close_sent or self.state == _CLOSED:
             return
         self._send_close(code, reason)
@@ -144,11 +146,13 @@ class ClientProtocol:
     def receive(self, data: bytes) -> List[Any]:
         """Feed the server's bytes; returns the :class:`Message` (and ``Pong``) events for the application.
 
-        Pings are answered and the close handshake is completed here; once
-        the connection is closed :attr:`closed` is set and no more events come.
+        Pings are answered at once.  The server's close frame, or a protocol
+        error, ends the connection; when messages came before it in the same
+        bytes, the end waits for :meth:`end_pending` so that the application
+        handles (and may answer) those messages first, in wire order.
         """
         events: List[Any] = []
-        if self.state == _CLOSED:
+        if self.state == _CLOSED or self._pending_end is not None:
             return events
         for event in self._parser.feed(data):
             kind = event.__class__
@@ -158,13 +162,26 @@ class ClientProtocol:
             elif kind is Ping:
                 if not self.close_sent:
                     self._outgoing.append(encode_frame(OP_PONG, event.payload, mask=new_mask()))
-            elif kind is Close:
-                self._server_closed(event)
-            elif kind is Failure:
-                self.fail(event.code, event.reason)
+            elif kind is Close or kind is Failure:
+                if events and self.state == _OPEN:
+                    self._pending_end = event
+                else:
+                    self._end(event)
             else:  # a Pong
                 events.append(event)
         return events
+
+    def end_pending(self) -> None:
+        """Act on a close frame or protocol error held back behind messages (see :meth:`receive`)."""
+        event, self._pending_end = self._pending_end, None
+        if event is not None:
+            self._end(event)
+
+    def _end(self, event: Any) -> None:
+        if event.__class__ is Close:
+            self._server_closed(event)
+        else:
+            self.fail(event.code, event.reason)
 
     def _server_closed(self, event: Close) -> None:
         self.close_received = True
@@ -188,8 +205,8 @@ class ClientProtocol:
         """The TCP connection ended: 1006 unless the closing handshake was done."""
         if self.state == _CLOSED:
             return
-        self.state = _CLOSED
-        if self._our_close is not None and self.close_received:
-            self.closed = self._our_close
+        self.end_pending()
+        if self.state == _CLOSED:
             return
+        self.state = _CLOSED
         self.closed = ConnectionClosed(CloseCode.ABNORMAL, "the connection dropped without a closing handshake")

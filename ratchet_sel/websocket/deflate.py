@@ -5,6 +5,10 @@ a request it picks the first offer it can honour and returns a per-connection
 :class:`DeflateExtension` with the response header value.  The extension
 inflates what the frame parser hands it (bounded, so a zip bomb fails before
 memory is spent) and encodes outgoing messages, with RSV1 on the first frame.
+A client builds its offer with :class:`DeflateOffer`, whose ``accept`` checks
+the server's answer and returns the same :class:`DeflateExtension` in its
+client role (the peer's parameters govern inflating, ours deflating, and the
+frames we send are masked).
 
 Memory, by design: a connection holds no zlib state until it needs some.
 With ``server_no_context_takeover`` (the default) all connections share one

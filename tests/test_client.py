@@ -471,6 +471,21 @@ def test_server_ping_is_answered_with_a_masked_pong():
     assert answers == [Pong(b"are you there")]
 
 
+def test_server_that_stops_reading_cannot_block_send():
+    stop = threading.Event()
+
+    def script(sock, key):
+        sock.sendall(upgrade(key))
+        stop.wait(20)  # never reads again
+    with RawServer(script) as server:
+        conn = connect("ws://127.0.0.1:%d/" % server.port, timeout=0.5, compression=False)
+        with pytest.raises(TimeoutError, match="did not read"):
+            for _ in range(200):  # far more than the socket buffers hold
+                conn.send(b"x" * 1024 * 1024)
+        assert conn.close_code == 1006 and not conn.is_open
+        stop.set()
+
+
 def test_dropped_connection_is_1006():
     def script(sock, key):
         sock.sendall(upgrade(key) + encode_frame(OP_TEXT, b"last words"))

@@ -18,6 +18,8 @@ from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 __all__ = ["connect", "ClientConnection"]
 
 _RECV_SIZE = 256 * 1024
+#: How long close() waits for the server's close frame when no timeout was given.
+_DEFAULT_CLOSE_WAIT = 10.0
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:
@@ -92,7 +94,9 @@ class ClientConnection:
 
     ``subprotocol`` (``None`` if none was agreed), ``response_headers`` (the
     101 response's headers), ``extension`` (the permessage-deflate state or
-    ``None``), ``close_code``/``close_reason`` once closed.  Iterating yields
+    ``None``), ``close_code``/``close_reason`` once closed.  ``close_timeout``
+    (the ``timeout`` of :func:`connect`) also bounds a send to a server that
+    stopped reading: :class:`TimeoutError`, and the connection is dropped.  Iterating yields
     messages until the server closes normally; an abnormal close raises
     :class:`ConnectionClosed`.  As a context manager it closes with 1000 on exit.
     """
@@ -147,12 +151,24 @@ class ClientConnection:
     def _flush(self) -> None:
         data = self._protocol.data_to_send()
         if data:
-            self.socket.settimeout(None)
+            # A server that stops reading must not block us for ever; a frame
+            # cut short cannot be resumed, so the connection is dropped.
+            self.socket.settimeout(self.close_timeout)
             try:
                 self.socket.sendall(data)
+            except socket.timeout:
+                self._abort()
+                raise TimeoutError("the server did not read what we sent within %s s" % self.close_timeout) from None
             except OSError:
                 self._lost()
                 raise self._protocol.closed or ConnectionClosed(CloseCode.ABNORMAL) from None
+
+    def _abort(self) -> None:
+        self._lost()
+        try:
+            self.socket.close()
+        except OSError:
+            pass
 
     # -- receiving -----------------------------------------------------------
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
@@ -226,11 +242,12 @@ class ClientConnection:
         if protocol.closed is None:
             protocol.close(code, reason)
             self._flush_quietly()
-            deadline = None if self.close_timeout is None else time.monotonic() + self.close_timeout
+            wait = self.close_timeout if self.close_timeout is not None else _DEFAULT_CLOSE_WAIT
+            deadline = time.monotonic() + wait
             try:
                 while protocol.closed is None:
-                    self._read(deadline, self.close_timeout)
-            except TimeoutError:
+                    self._read(deadline, wait)
+            except (TimeoutError, OSError):
                 protocol.connection_lost()
         self._finish_close()
 

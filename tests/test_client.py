@@ -5,6 +5,7 @@ server and against deliberately broken raw-socket servers."""
 import base64
 import hashlib
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -605,6 +606,23 @@ def test_cli_reports_an_abnormal_close(echo):
     result = run_cli("ws://127.0.0.1:%d/" % echo.port, "--no-compression", stdin=b"bad\n")
     assert result.returncode == 1
     assert "4003" in result.stderr.decode() and "forbidden word" in result.stderr.decode()
+
+
+def test_cli_ctrl_c_closes_with_1000(echo):
+    proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", "client", "ws://127.0.0.1:%d/" % echo.port],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    heard = threading.Event()
+    echo.rec.on_message_hook = lambda c, m: heard.set()
+    try:
+        proc.stdin.write(b"here\n")
+        proc.stdin.flush()
+        assert heard.wait(DEFAULT_TIMEOUT)  # the client is open, its loop runs with its SIGINT handler
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert echo.rec.wait_closed()[0].close_code == 1000
+    finally:
+        proc.kill()
+        proc.communicate()
 
 
 def test_cli_reports_a_failed_handshake():

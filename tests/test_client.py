@@ -418,6 +418,22 @@ def test_refusal_closed_without_a_body_line_end():
             connect("ws://127.0.0.1:%d/" % server.port)
 
 
+def test_refusal_without_a_body_on_a_kept_alive_connection():
+    def script(sock, key):
+        sock.sendall(b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n")
+        read_until_eof(sock)
+    with RawServer(script) as server:
+        with pytest.raises(HandshakeError, match="HTTP 400 Bad Request$"):
+            connect("ws://127.0.0.1:%d/" % server.port, timeout=0.5)
+
+
+def test_chunked_refusal_quotes_the_body_not_the_chunk_size():
+    hs = ClientHandshake(parse_url("ws://h/"))
+    hs.feed(b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n")
+    with pytest.raises(HandshakeError, match="429 Too Many Requests: slow down, please$"):
+        hs.feed(b"slow down, please\r\n0\r\n\r\n")
+
+
 def test_handshake_that_never_ends_times_out():
     def script(sock, key):
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")

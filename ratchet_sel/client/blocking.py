@@ -73,6 +73,8 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
             try:
                 data = sock.recv(_RECV_SIZE)
             except socket.timeout:
+                if handshake.refused:
+                    handshake.eof()  # the refusal's status is the answer, body or not
                 raise TimeoutError("no complete handshake response from %s within %s s"
                                    % (target.url, timeout)) from None
             if not data:

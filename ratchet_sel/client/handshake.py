@@ -164,25 +164,39 @@ class ClientHandshake:
         self._buffer = bytearray()
         return True
 
+    @property
+    def refused(self) -> bool:
+        """True once a non-101 status has arrived (the error waits for the first line of the body)."""
+        return self._refusal is not None
+
     def eof(self) -> None:
         """The server closed the connection (or went quiet) before the handshake was settled: raise."""
         if self._refusal is None:
             raise HandshakeError("the server closed the connection before completing the handshake"
                                  + (" (it sent %d bytes of an unfinished response)" % len(self._buffer)
                                     if self._buffer else ""))
-        first_line = bytes(self._buffer[:MAX_ERROR_BODY]).split(b"\n", 1)[0].strip()
-        body = first_line.decode("utf-8", "replace")
+        body = self._body_first_line().decode("utf-8", "replace")
         status_line = "%d %s" % (self.status or 0, self._reason_phrase)
         message = "the server refused the upgrade: HTTP %s" % status_line.strip()
         if body:
             message += ": " + body
         raise HandshakeError(message, self.status, body)
 
+    def _chunked(self) -> bool:
+        return "chunked" in header_tokens(self.response_headers.get("Transfer-Encoding"))
+
+    def _body_first_line(self) -> bytes:
+        body = bytes(self._buffer[:MAX_ERROR_BODY])
+        if self._chunked():
+            body = body.partition(b"\n")[2]  # skip the chunk size line
+        return body.split(b"\n", 1)[0].strip()
+
     def _refusal_body_complete(self) -> bool:
         length = self.response_headers.get("Content-Length")
         if length is not None and length.strip().isdigit() and len(self._buffer) >= int(length):
             return True
-        return b"\n" in self._buffer or len(self._buffer) >= MAX_ERROR_BODY
+        lines_needed = 2 if self._chunked() else 1
+        return self._buffer.count(b"\n") >= lines_needed or len(self._buffer) >= MAX_ERROR_BODY
 
     def _parse_head(self, head: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")

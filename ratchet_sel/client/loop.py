@@ -203,7 +203,9 @@ class AsyncClientConnection:
 
     def _timed_out(self, timeout: float) -> None:
         self._timer = None
-        if self._state in (_CONNECTING, _HANDSHAKE):
+        if self._state == _HANDSHAKE and self._handshake.refused:
+            self._handshake_data(b"")  # the refusal's status is the answer, body or not
+        elif self._state in (_CONNECTING, _HANDSHAKE):
             what = "connection" if self._state == _CONNECTING else "handshake response"
             self._fail_attempt(TimeoutError("no complete %s from %s within %g s" % (what, self.url, timeout)))
         elif self._state == _CLOSING:

@@ -97,12 +97,9 @@ class ClientProtocol:
         self._check_open()
         if not isinstance(message, (str, bytes, bytearray, memoryview)):
             raise TypeError("a message is str or bytes, not %s" % type(message).__name__)
-        if self.extension is not None:
-            self._outgoing.extend(self.extension.encode_message(
-                message if isinstance(message, str) else bytes(message), fragment_size))
-        else:
-            data = message if isinstance(message, str) else bytes(message)
-            self._outgoing.extend(encode_message(data, fragment_size, mask_source=new_mask))
+        data = message if isinstance(message, str) else bytes(message)
+        encode = self.extension.encode_message if self.extension is not None else encode_message
+        self._outgoing.extend(encode(data, fragment_size, mask_source=new_mask))
 
     def ping(self, payload: Union[str, bytes] = b"") -> None:
         """Queue a ping (at most 125 bytes of payload)."""

@@ -7,8 +7,8 @@ inflates what the frame parser hands it (bounded, so a zip bomb fails before
 memory is spent) and encodes outgoing messages, with RSV1 on the first frame.
 A client builds its offer with :class:`DeflateOffer`, whose ``accept`` checks
 the server's answer and returns the same :class:`DeflateExtension` in its
-client role (the peer's parameters govern inflating, ours deflating, and the
-frames we send are masked).
+client role (the peer's parameters govern inflating, ours deflating); the
+client passes ``mask_source`` to :meth:`DeflateExtension.encode_message`.
 
 Memory, by design: a connection holds no zlib state until it needs some.
 With ``server_no_context_takeover`` (the default) all connections share one
@@ -19,8 +19,7 @@ message when the client promised ``client_no_context_takeover``.
 """
 
 import zlib
-import secrets
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..http.request import Request
 from .rfc6455 import OP_CONTINUATION, OP_TEXT, OP_BINARY, CloseCode, ProtocolViolation, encode_frame
@@ -161,7 +160,7 @@ class DeflateExtension:
     The parameters are those of the agreement, named as RFC 7692 names them
     (``server_bits`` is the server's window whichever side we are);
     ``client_side`` says which of them govern what we send and what we
-    receive.  A client masks the frames it sends.  The frame parser calls
+    receive.  The frame parser calls
     :meth:`start_message`, :meth:`decompress` and :meth:`end_message`; the
     connection calls :meth:`encode_message`.
     """
@@ -239,8 +238,12 @@ class DeflateExtension:
             data = data[:-4]
         return data or b"\x00"
 
-    def encode_message(self, message: Union[str, bytes], fragment_size: int = 0) -> List[bytes]:
-        """The frames of one message, compressed when it is long enough to gain (masked on a client)."""
+    def encode_message(self, message: Union[str, bytes], fragment_size: int = 0,
+                       mask_source: Optional[Callable[[], bytes]] = None) -> List[bytes]:
+        """The frames of one message, compressed when it is long enough to gain.
+
+        ``mask_source`` (a function returning 4 random bytes) makes client-side masked frames.
+        """
         if isinstance(message, str):
             opcode, payload = OP_TEXT, message.encode("utf-8")
         else:
@@ -249,18 +252,14 @@ class DeflateExtension:
         if compressed:
             payload = self.compress(payload)
         if fragment_size <= 0 or len(payload) <= fragment_size:
-            return [encode_frame(opcode, payload, True, compressed, self._new_mask())]
+            return [encode_frame(opcode, payload, True, compressed, mask_source() if mask_source else None)]
         frames = []
         for start in range(0, len(payload), fragment_size):
             frames.append(encode_frame(opcode if start == 0 else OP_CONTINUATION,
                                        payload[start:start + fragment_size],
                                        start + fragment_size >= len(payload), compressed and start == 0,
-                                       self._new_mask()))
+                                       mask_source() if mask_source else None))
         return frames
-
-    def _new_mask(self) -> Optional[bytes]:
-        # RFC 6455 5.3: a client masks every frame with a fresh, unpredictable key.
-        return secrets.token_bytes(4) if self.client_side else None
 
 
 class DeflateOffer:

@@ -17,11 +17,9 @@ Exit status: 0 when every selected case ran and none is FAILED or UNIMPLEMENTED;
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -142,7 +140,6 @@ def main(argv=None):
         with connect(base + "/getCaseCount", timeout=30) as conn:
             count = int(conn.recv(timeout=30))
         log("%d cases selected (%s)" % (count, args.cases))
-        section = None
         for number in range(1, count + 1):
             outcomes[number] = run_case(base, number, args.case_timeout)
             if number % 50 == 0 or number == count:

@@ -3,12 +3,10 @@ client, connect_async and the command line over real sockets, against our own
 server and against deliberately broken raw-socket servers."""
 
 import base64
-import hashlib
 import os
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -25,7 +23,7 @@ from ratchet_sel.client.handshake import ClientHandshake
 from ratchet_sel.client.protocol import ClientProtocol
 from ratchet_sel.websocket.handshake import accept_key
 from ratchet_sel.websocket.rfc6455 import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, FrameParser, Message,
-                                           Ping, Pong, encode_close_payload, encode_frame)
+                                           Pong, encode_close_payload, encode_frame)
 
 pytestmark = pytest.mark.timeout(60)
 

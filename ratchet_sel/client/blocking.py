@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any, Deque, Iterator, Optional, Sequence, Union
 
 from ..websocket.rfc6455 import CloseCode, Message
-from .handshake import ClientHandshake, HandshakeError, parse_url
+from .handshake import ClientHandshake, parse_url
 from .options import client_offer, client_ssl_context
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 

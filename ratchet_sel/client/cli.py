@@ -144,7 +144,7 @@ class _Session:
         if self.conn is not None and self.conn.is_open:
             self.conn.close(CloseCode.NORMAL)
         else:
-            self.exit_status = 130 if self.exit_status else self.exit_status
+            self.exit_status = 130  # interrupted before the connection opened
             self.loop.stop()
 
 

@@ -17,7 +17,7 @@ from ..websocket.deflate import DeflateOffer
 from ..websocket.handshake import accept_key
 
 __all__ = ["Target", "parse_url", "ClientHandshake", "HandshakeError", "WebSocketClientError",
-           "MAX_RESPONSE_HEAD", "MAX_ERROR_BODY"]
+           "MAX_RESPONSE_HEAD", "MAX_ERROR_BODY", "split_header"]
 
 #: The largest response head (status line and headers) accepted.
 MAX_RESPONSE_HEAD = 64 * 1024

@@ -1,4 +1,5 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P`` and ``bundle APP.py -o APP.pyz``."""
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``, ``client URL`` and
+``bundle APP.py -o APP.pyz``."""
 
 import argparse
 import logging
@@ -7,6 +8,7 @@ from typing import Any, List, Optional
 
 from . import bundle
 from .addresses import parse_network
+from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
         add_deployment_options(command)
+    add_client_command(commands)
     bundle.add_arguments(commands.add_parser(
         "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
         description="build one executable zipapp of APP.py and the ratchet_sel package"))
@@ -213,6 +216,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "bundle":
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
         return bundle.run(args)
+    if args.command == "client":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
+        return run_client(args)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
                         + "%(name)s: %(message)s")

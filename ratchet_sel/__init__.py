@@ -23,6 +23,7 @@ from .http import HealthCheck, Responder, Router, StaticFiles
 from .origin import OriginCheck
 from .proxy import TrustedProxies
 from .session import SessionProvider
+from . import accelerator as _accelerator
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,9 @@ __all__ = [
     "WsServer", "WsConnection", "CloseCode", "broadcast",
     "App", "Router", "StaticFiles", "Responder", "HealthCheck",
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
+    "speedups_enabled",
 ]
+
+#: True when WebSocket masking runs in the optional C accelerator, False on the pure-Python path
+#: (see :mod:`ratchet_sel.accelerator`; ``RATCHET_SEL_NO_SPEEDUPS=1`` forces pure Python).
+speedups_enabled = _accelerator.enabled

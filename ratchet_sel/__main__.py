@@ -5,6 +5,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from . import accelerator
 from .demo import Chat, Echo, chat_page
 from .pubsub import Topics
 from .server import IoServer
@@ -68,6 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.no_compression:
         options["compression"] = None
     if args.command == "echo":
+        log.info("masking: %s", accelerator.status)
         ws = WsServer(Echo(), **options)
     else:
         ws = WsServer(Chat(build_topics(args)), http_handler=chat_page, **options)

@@ -15,10 +15,13 @@ import codecs
 import struct
 from typing import Any, Callable, List, Optional, Union
 
+from .. import accelerator
+
 __all__ = [
     "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "Message", "Ping", "Pong", "Close", "Failure", "FrameParser",
-    "encode_frame", "encode_message", "encode_close_payload", "apply_mask",
+    "encode_frame", "encode_message", "encode_close_payload", "apply_mask", "apply_mask_inplace",
+    "apply_mask_python", "apply_mask_inplace_python",
     "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
 ]
 
@@ -164,13 +167,15 @@ class ProtocolViolation(Exception):
 # -- masking ------------------------------------------------------------------
 # Pure Python's fastest wide XOR is on big integers, and it is fastest on
 # pieces that stay in the CPU cache: 16 KiB at a time, measured here at about
-# 50 times a per-byte loop (scripts/bench.py --only unmask).
+# 50 times a per-byte loop (scripts/bench.py --only unmask).  This is the
+# reference; the optional C accelerator (ratchet_sel.accelerator) replaces it
+# when it is built, with the same results.
 _MASK_CHUNK = 16 * 1024
 _from_bytes = int.from_bytes
 
 
-def apply_mask(data: Any, mask: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` repeated (masking and unmasking alike)."""
+def apply_mask_python(data: Any, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (masking and unmasking alike), in pure Python."""
     size = len(data)
     if size <= _MASK_CHUNK:
         if not size:
@@ -183,8 +188,21 @@ def apply_mask(data: Any, mask: bytes) -> bytes:
     parts = [(_from_bytes(view[i:i + _MASK_CHUNK], "little") ^ key).to_bytes(_MASK_CHUNK, "little")
              for i in range(0, whole, _MASK_CHUNK)]
     if whole < size:  # the tail starts on a multiple of 4, so the mask lines up
-        parts.append(apply_mask(view[whole:], mask))
+        parts.append(apply_mask_python(view[whole:], mask))
     return b"".join(parts)
+
+
+def apply_mask_inplace_python(buffer: Any, mask: bytes) -> None:
+    """XOR a writable buffer (``bytearray``, writable memoryview) with ``mask`` repeated, in place."""
+    buffer[:] = apply_mask_python(buffer, mask)
+
+
+if accelerator.enabled:
+    apply_mask: Callable[[Any, bytes], bytes] = accelerator.speedups.apply_mask
+    apply_mask_inplace: Callable[[Any, bytes], None] = accelerator.speedups.apply_mask_inplace
+else:
+    apply_mask = apply_mask_python
+    apply_mask_inplace = apply_mask_inplace_python
 
 
 # -- encoding -----------------------------------------------------------------

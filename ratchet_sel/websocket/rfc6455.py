@@ -197,9 +197,10 @@ def apply_mask_inplace_python(buffer: Any, mask: bytes) -> None:
     buffer[:] = apply_mask_python(buffer, mask)
 
 
-if accelerator.enabled:
-    apply_mask: Callable[[Any, bytes], bytes] = accelerator.speedups.apply_mask
-    apply_mask_inplace: Callable[[Any, bytes], None] = accelerator.speedups.apply_mask_inplace
+_speedups = accelerator.speedups
+if _speedups is not None:
+    apply_mask: Callable[[Any, bytes], bytes] = _speedups.apply_mask
+    apply_mask_inplace: Callable[[Any, bytes], None] = _speedups.apply_mask_inplace
 else:
     apply_mask = apply_mask_python
     apply_mask_inplace = apply_mask_inplace_python

@@ -26,7 +26,10 @@ __all__ = ["IoServer", "Connection"]
 
 log = logging.getLogger(__name__)
 
-#: Bytes asked of the kernel per read.
+#: Bytes asked of the kernel per read.  Reads land in one buffer of this size
+#: per server, reused: a fresh 256 KiB object per read would be above glibc's
+#: mmap threshold, and each read could then cost a mapping made, shrunk and
+#: freed (scripts/profile_calls.py syscalls counts them).
 RECV_SIZE = 256 * 1024
 #: Writes at least this large are tried at once instead of waiting for the
 #: end of the loop iteration.
@@ -57,7 +60,7 @@ class Connection:
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
-        "on_drain", "low_water", "_drain_armed", "_corked", "_writing",
+        "on_drain", "low_water", "_drain_armed", "_corked", "_writing", "_read_view",
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
@@ -86,6 +89,7 @@ class Connection:
         self._drain_armed = False
         self._corked = False    # a flush is scheduled for the end of this loop iteration
         self._writing = False   # EVENT_WRITE is registered
+        self._read_view = server._read_view
 
     def __repr__(self) -> str:
         return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
@@ -123,19 +127,21 @@ class Connection:
             self._start_reading()
 
     def _on_readable(self) -> None:
+        view = self._read_view
         try:
-            data = self._sock.recv(RECV_SIZE)
+            size = self._sock.recv_into(view)
         except _WOULD_BLOCK:
             return
         except OSError as exc:
             log.debug("%r: read failed: %s", self, exc)
             self._teardown()
             return
-        if not data:
+        if not size:
             self._peer_finished()
             return
         try:
-            self._component.on_message(self, data)
+            # The one copy: the component gets bytes it may keep.
+            self._component.on_message(self, view[:size].tobytes())
         except Exception as exc:
             self.server._report_error(self, exc)
 
@@ -151,9 +157,10 @@ class Connection:
         # blocks our flush, and unread bytes in our receive buffer never make
         # the kernel answer our close with a RST that destroys what the peer
         # has not read yet.
+        view = self._read_view
         try:
             while True:
-                if not self._sock.recv(RECV_SIZE):
+                if not self._sock.recv_into(view):
                     break
         except _WOULD_BLOCK:
             return
@@ -200,9 +207,9 @@ class Connection:
 
     def _flush(self) -> None:
         self._corked = False
-        if self._wbuf and not self._writing and self._state in (Connection._OPEN, Connection._CLOSING):
+        if self._wbuf and not self._writing and self._state <= Connection._CLOSING:
             self._on_writable()
-            if self._wbuf and self._state in (Connection._OPEN, Connection._CLOSING):
+            if self._wbuf and self._state <= Connection._CLOSING:
                 self._want_write()
 
     def _want_write(self) -> None:
@@ -218,23 +225,26 @@ class Connection:
     write = send
 
     def _on_writable(self) -> None:
+        wbuf = self._wbuf
         try:
-            sent = self._sock.send(self._wbuf)
+            sent = self._sock.send(wbuf)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
             log.debug("%r: write failed: %s", self, exc)
             self._teardown()
             return
-        del self._wbuf[:sent]
-        if len(self._wbuf) > self.low_water:
-            self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
-        if not self._wbuf:
-            self._stop_write()
+        del wbuf[:sent]
+        if wbuf:
+            if len(wbuf) > self.low_water:
+                self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
+        else:
+            if self._writing:
+                self._stop_write()
             if self._state == Connection._CLOSING:
                 self._shutdown_write()
                 return
-        if self._drain_armed and len(self._wbuf) <= self.low_water and self._state == Connection._OPEN:
+        if self._drain_armed and len(wbuf) <= self.low_water and self._state == Connection._OPEN:
             self._drain_armed = False
             if self.on_drain is not None:
                 try:
@@ -385,27 +395,26 @@ class TlsConnection(Connection):
         # One recv() yields at most one TLS record, and decrypted bytes may wait
         # inside the TLS object where the selector cannot see them: read
         # until the TLS layer has nothing more.
-        chunks = []
+        view = self._read_view
         size = 0
         eof = False
         sock = self._sock
         while size < RECV_SIZE:
             try:
-                chunk = sock.recv(RECV_SIZE)
+                got = sock.recv_into(view[size:])
             except _WOULD_BLOCK:
                 break
             except OSError as exc:
                 log.debug("%r: read failed: %s", self, exc)
                 eof = True
                 break
-            if not chunk:
+            if not got:
                 eof = True
                 break
-            chunks.append(chunk)
-            size += len(chunk)
-        if chunks:
+            size += got
+        if size:
             try:
-                self._component.on_message(self, b"".join(chunks) if len(chunks) > 1 else chunks[0])
+                self._component.on_message(self, view[:size].tobytes())
             except Exception as exc:
                 self.server._report_error(self, exc)
         if eof and self._state == Connection._OPEN:
@@ -452,6 +461,8 @@ class IoServer:
         self._accept_paused = False
         self._shutting_down = False
         self._shutdown_timer: Any = None
+        # Every connection of this server reads into this buffer (one loop, one thread).
+        self._read_view = memoryview(bytearray(RECV_SIZE))
         try:
             self.listen(address, port, backlog=backlog, ssl_context=ssl_context)
         except BaseException:

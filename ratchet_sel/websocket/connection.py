@@ -5,7 +5,7 @@ from typing import Any, Iterable, List, Optional, Union
 
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
-                      Ping, Pong, encode_close_payload, encode_frame, encode_message, frame_header,
+                      Ping, Pong, SMALL_FRAME_HEADERS, encode_close_payload, encode_frame, encode_message, frame_header,
                       is_sendable_close_code)
 
 __all__ = ["WsConnection", "HixieConnection", "broadcast"]
@@ -99,12 +99,15 @@ class WsConnection:
         else:
             payload = message
             opcode = OP_BINARY
-        if transport.buffered_amount and not self._room_for(len(payload) + 10):
+        size = len(payload)
+        if transport.buffered_amount and not self._room_for(size + 10):
             return
-        if len(payload) <= _COALESCE_LIMIT:
-            transport.send(frame_header(opcode, len(payload)) + payload)
+        if size < 126:
+            transport.send(SMALL_FRAME_HEADERS[opcode][size] + payload)
+        elif size <= _COALESCE_LIMIT:
+            transport.send(frame_header(opcode, size) + payload)
         else:
-            transport.send(frame_header(opcode, len(payload)))
+            transport.send(frame_header(opcode, size))
             transport.send(payload)
 
     def _room_for(self, size: int) -> bool:

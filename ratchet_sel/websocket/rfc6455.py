@@ -23,6 +23,7 @@ __all__ = [
     "encode_frame", "encode_message", "encode_close_payload", "apply_mask", "apply_mask_inplace",
     "apply_mask_python", "apply_mask_inplace_python",
     "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
+    "SMALL_FRAME_HEADERS",
 ]
 
 OP_CONTINUATION = 0x0
@@ -212,9 +213,10 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
-# Headers of unmasked final text/binary frames under 126 bytes, the most
-# common frames a server sends.
-_SMALL_HEADERS = {opcode: [bytes((0x80 | opcode, n)) for n in range(126)] for opcode in (OP_TEXT, OP_BINARY)}
+#: Headers of unmasked final text/binary frames under 126 bytes, the most
+#: common frames a server sends: ``SMALL_FRAME_HEADERS[opcode][length]``.
+SMALL_FRAME_HEADERS = {opcode: [bytes((0x80 | opcode, n)) for n in range(126)] for opcode in (OP_TEXT, OP_BINARY)}
+_SMALL_HEADERS = SMALL_FRAME_HEADERS
 
 
 def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,

@@ -200,10 +200,69 @@ class Connection:
             self._write_failed(exc)
             return
         if sent < len(data):
-            wbuf += memoryview(data)[sent:]
-            self._want_write()
-            if len(wbuf) > self.low_water:
-                self._drain_armed = True
+            self._buffer_rest(memoryview(data)[sent:])
+
+    def write_now(self, data: Any) -> None:
+        """Hand ``data`` to the kernel at once, skipping the end-of-iteration coalescing.
+
+        For a burst that is already one write per connection (a broadcast):
+        corking it would add a buffer copy and a callback per receiver for no
+        saved system call.  What the kernel does not take is buffered, after
+        anything still pending, exactly as :meth:`send` does.
+        """
+        if self._wbuf or self._state != Connection._OPEN:
+            self.send(data)
+            return
+        try:
+            sent = self._sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        if sent < len(data):
+            self._buffer_rest(memoryview(data)[sent:])
+
+    def writev(self, parts: Any) -> None:
+        """Write several bytes-like ``parts`` in order, as one write, without joining them first.
+
+        Large parts (a frame header and its payload) go to the kernel together
+        in one ``sendmsg()`` on plain sockets; TLS sockets, which have no
+        ``sendmsg()``, write them one by one through :meth:`send`.
+        """
+        if self._state != Connection._OPEN:
+            return
+        total = sum(len(part) for part in parts)
+        if self._wbuf or total < DIRECT_WRITE_SIZE or self.is_secure:
+            for part in parts:
+                self.send(part)
+            return
+        try:
+            sent = self._sock.sendmsg(parts)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        if sent < total:
+            rest = []
+            for part in parts:  # skip what went out
+                size = len(part)
+                if sent >= size:
+                    sent -= size
+                    continue
+                rest.append(memoryview(part)[sent:])
+                sent = 0
+            for part in rest:
+                self._wbuf += part
+            self._buffer_rest(b"")
+
+    def _buffer_rest(self, rest: Any) -> None:
+        # What the kernel did not take: keep it, and write it as the socket drains.
+        self._wbuf += rest
+        self._want_write()
+        if len(self._wbuf) > self.low_water:
+            self._drain_armed = True
 
     def _flush(self) -> None:
         self._corked = False

@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 _OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
 
-# Above this size a frame's header and payload are written separately rather
-# than copied into one buffer.
+# Above this size a frame's header and payload are written side by side
+# (one sendmsg) rather than copied into one buffer.
 _COALESCE_LIMIT = 64 * 1024
 
 
@@ -107,8 +107,7 @@ class WsConnection:
         elif size <= _COALESCE_LIMIT:
             transport.send(frame_header(opcode, size) + payload)
         else:
-            transport.send(frame_header(opcode, size))
-            transport.send(payload)
+            transport.writev((frame_header(opcode, size), payload))
 
     def _room_for(self, size: int) -> bool:
         """May ``size`` more bytes be buffered?  If not, the server's slow-client policy acts."""
@@ -302,9 +301,10 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
             frames = shared.get(key)
             if frames is None:
                 frames = shared[key] = b"".join(conn._encode(message))
-            if conn.transport.buffered_amount and not conn._room_for(len(frames)):
+            transport = conn.transport
+            if transport.buffered_amount and not conn._room_for(len(frames)):
                 continue
-            conn.transport.send(frames)
+            transport.write_now(frames)
         else:
             conn.send(message)
         count += 1

@@ -15,6 +15,12 @@ connection:
               and brk from a fresh recv buffer) in the ``fresh`` state (no
               connection has closed yet) against the ``warm`` state (one
               connect/close first).
+``cpu``       the server in its own process, untraced: its CPU time (user and
+              system, from /proc) per message.  Less noisy than rates on a
+              busy machine, but still not a benchmark.
+
+``--root DIR`` measures the ratchet_sel of another checkout (an older commit,
+to compare before and after).
 
     python3 scripts/profile_calls.py                       # both, 32 B, 1 and 50 connections
     python3 scripts/profile_calls.py calls --size 32 --conns 1 --messages 20000
@@ -191,6 +197,55 @@ def measure_calls(args):
             "calls_per_msg": (counts["frames"] + counts["c_calls"]) / n}
 
 
+# -- server processes ------------------------------------------------------------------------
+def server_env(args):
+    """The server's environment: PYTHONPATH at --root when given (its package shadows ours)."""
+    env = dict(os.environ)
+    if args.root:
+        env["PYTHONPATH"] = os.path.abspath(args.root)
+        env["RATCHET_SEL_BENCH_ROOT"] = os.path.abspath(args.root)
+    return env
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_cpu(args, fresh):
+    """CPU seconds of an untraced server process per message, over the window."""
+    script = os.path.join(ROOT, "scripts", "bench", "server_ratchet_sel.py")
+    server = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env=server_env(args))
+    child = None
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("LISTENING "):
+            raise SystemExit("the server did not start: %r" % line)
+        child = spawn_client(int(line.split()[1]), args, warm_close=not fresh)
+        if child.stdout.readline().strip() != "READY":
+            raise SystemExit("the client did not get ready")
+        before = proc_cpu_seconds(server.pid)
+        child.stdin.write("GO\n")
+        child.stdin.flush()
+        if child.stdout.readline().strip() != "DONE":
+            raise SystemExit("the client did not finish")
+        after = proc_cpu_seconds(server.pid)
+        child.stdin.write("BYE\n")
+        child.stdin.flush()
+        child.wait(30)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    n = (args.messages // args.conns) * args.conns
+    return {"measure": "cpu", "size": args.size, "conns": args.conns, "messages": n,
+            "state": "fresh" if fresh else "warm", "cpu_us_per_msg": (after - before) * 1e6 / n}
+
+
 # -- system calls per message ------------------------------------------------------------
 STRACE_LINE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 
@@ -200,7 +255,7 @@ def measure_syscalls(args, fresh):
     if not strace:
         raise SystemExit("strace is not installed (apt-get install strace)")
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "bench", "server_ratchet_sel.py")],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env=server_env(args))
     tracer = None
     child = None
     out_path = "/tmp/ratchet_sel-profile-strace.%d" % os.getpid()
@@ -250,6 +305,8 @@ def measure_syscalls(args, fresh):
 
 def describe(r):
     head = "%-8s %-5s %6d B x %-3d conns:" % (r["measure"], r["state"], r["size"], r["conns"])
+    if r["measure"] == "cpu":
+        return "%s %8.1f us of server CPU per message" % (head, r["cpu_us_per_msg"])
     if r["measure"] == "calls":
         return "%s %5.1f calls/msg (%5.1f Python frames + %5.1f C calls)" % (
             head, r["calls_per_msg"], r["frames_per_msg"], r["c_calls_per_msg"])
@@ -260,7 +317,8 @@ def describe(r):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "calls", "syscalls", "_client"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "calls", "syscalls", "cpu", "_client"])
+    ap.add_argument("--root", help="the checkout whose ratchet_sel the separate server processes run")
     ap.add_argument("--port", type=int)
     ap.add_argument("--size", type=int, help="payload bytes (default: 32, and 65536 too for 'all')")
     ap.add_argument("--conns", type=int, help="connections, one message in flight each (default 1 and 50)")
@@ -287,6 +345,10 @@ def main(argv=None):
             if args.what in ("all", "calls"):
                 results.append(measure_calls(run))
                 print(describe(results[-1]), flush=True)
+            if args.what == "cpu":
+                for fresh in (True, False):
+                    results.append(measure_cpu(run, fresh))
+                    print(describe(results[-1]), flush=True)
             if args.what in ("all", "syscalls"):
                 for fresh in (True, False):
                     results.append(measure_syscalls(run, fresh))

@@ -13,6 +13,7 @@ touches a socket.
 
 import codecs
 import struct
+import threading
 from typing import Any, Callable, List, Optional, Union
 
 from .. import accelerator
@@ -281,6 +282,51 @@ _unpack_long = struct.Struct("!Q").unpack_from
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class _GatherPool:
+    """A few gathering buffers kept between messages, shared by the parsers of a process.
+
+    A fresh megabyte per large message costs the allocator system calls and
+    the kernel a page fault per 4 KiB page, every message.  A buffer is only
+    ever reused, never allocated ahead of the bytes that fill it, so a client
+    announcing a large frame it never sends costs nothing.
+    """
+
+    __slots__ = ("kept", "max_kept", "max_size", "_lock")
+
+    def __init__(self, max_kept: int = 4, max_size: int = 16 * 1024 * 1024) -> None:
+        self.kept: List[bytearray] = []
+        self.max_kept = max_kept
+        self.max_size = max_size
+        self._lock = threading.Lock()  # loops in several threads may share the pool
+
+    def take(self, size: int) -> bytearray:
+        """A kept buffer of at least ``size`` bytes (contents undefined), or a new empty one."""
+        with self._lock:
+            kept = self.kept
+            for index in range(len(kept)):
+                if len(kept[index]) >= size:
+                    return kept.pop(index)
+        return bytearray()
+
+    def give_back(self, buffer: bytearray) -> None:
+        """Keep ``buffer`` for a later message, if there is room for it."""
+        with self._lock:
+            self._keep(buffer)
+
+    def _keep(self, buffer: bytearray) -> None:
+        kept = self.kept
+        if len(buffer) <= self.max_size:
+            if len(kept) < self.max_kept:
+                kept.append(buffer)
+            elif kept:
+                smallest = min(range(len(kept)), key=lambda i: len(kept[i]))
+                if len(kept[smallest]) < len(buffer):
+                    kept[smallest] = buffer
+
+
+_gather_pool = _GatherPool()
+
+
 class FrameParser:
     """Turns client bytes into events; see the module docstring.
 
@@ -295,7 +341,7 @@ class FrameParser:
     __slots__ = ("max_message_size", "max_frame_size", "require_mask", "extension", "_single_frame_limit",
                  "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
                  "_message_opcode", "_message_compressed", "_message_size", "_received",
-                 "_message_data", "_decoder")
+                 "_message_data", "_decoder", "_frame_buffer", "_frame_filled")
 
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
                  require_mask: bool = True, extension: Any = None) -> None:
@@ -320,6 +366,13 @@ class FrameParser:
         # fragment, many times the size limit for a client sending tiny frames.
         self._message_data: Any = None
         self._decoder: Any = None
+        # A whole binary message in one frame that did not arrive in one piece:
+        # its masked bytes gather in one buffer, unmasked once at the end
+        # straight into the message's bytes.  The buffer grows with what has
+        # arrived, never with what a header announces, so that a client
+        # cannot make the server allocate memory it never sends.
+        self._frame_buffer: Any = None
+        self._frame_filled = 0
 
     def feed(self, data: bytes) -> List[Any]:
         """Add bytes; returns the events they complete (possibly none)."""
@@ -353,6 +406,21 @@ class FrameParser:
             if self._frame_opcode is not None:
                 # Inside a data frame's payload: take what has arrived.
                 take = min(self._frame_left, end - pos)
+                gather = self._frame_buffer
+                if gather is not None:
+                    if take:
+                        filled = self._frame_filled
+                        if filled + take <= len(gather):  # a kept buffer, large enough
+                            gather[filled:filled + take] = memoryview(buf)[pos:pos + take]
+                        else:  # a new one, growing with what arrives
+                            gather += memoryview(buf)[pos:pos + take]
+                        self._frame_filled = filled + take
+                        self._frame_left -= take
+                        pos += take
+                    if self._frame_left:
+                        return pos
+                    events.append(self._finish_frame_buffer())
+                    continue
                 if take:
                     self._consume_partial(buf[pos:pos + take])
                     pos += take
@@ -420,6 +488,9 @@ class FrameParser:
 
             if opcode != OP_CONTINUATION:
                 self._start_message(opcode, bool(first & 0x40))
+                if fin and masked and opcode == OP_BINARY and not self._message_compressed:
+                    self._frame_buffer = _gather_pool.take(length)
+                    self._frame_filled = 0
             self._message_size += length
             self._frame_opcode = opcode
             self._frame_fin = bool(fin)
@@ -477,6 +548,19 @@ class FrameParser:
         return Close(code, reason)
 
     # -- message assembly ----------------------------------------------------
+    def _finish_frame_buffer(self) -> Message:
+        gather = self._frame_buffer
+        with memoryview(gather) as view:  # released before the buffer may be resized again
+            message = Message(apply_mask(view[:self._frame_filled], self._frame_mask))
+        _gather_pool.give_back(gather)
+        self._frame_buffer = None
+        self._frame_opcode = None
+        self._message_opcode = None
+        self._message_data = None
+        self._message_size = 0
+        self._received = 0
+        return message
+
     def _start_message(self, opcode: int, compressed: bool) -> None:
         self._message_opcode = opcode
         self._message_compressed = compressed

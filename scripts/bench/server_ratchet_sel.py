@@ -14,7 +14,9 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+# RATCHET_SEL_BENCH_ROOT: another checkout's ratchet_sel (scripts/profile_calls.py --root).
+sys.path.insert(0, os.environ.get("RATCHET_SEL_BENCH_ROOT")
+                or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import BACKLOG, BROADCAST_PREFIX, announce, raise_nofile, start_profile, stop_profile  # noqa: E402

@@ -3,12 +3,17 @@
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from . import accelerator
+from .addresses import parse_network
 from .demo import Chat, Echo, chat_page
+from .http.request import parse_decimal
+from .http.server import HttpServer
+from .origin import OriginCheck
+from .proxy import TrustedProxies
 from .pubsub import Topics
-from .server import IoServer
+from .server import DEFAULT_MAX_CONNECTIONS, IoServer
 from .websocket.server import WsServer
 
 log = logging.getLogger("ratchet_sel")
@@ -52,7 +57,73 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
+        add_deployment_options(command)
     return parser
+
+
+def _count(text: str) -> int:
+    value = parse_decimal(text.strip(), 9)
+    if not value:
+        raise argparse.ArgumentTypeError("expected a whole number of at least 1, not %r" % text)
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e7:    # also refuses nan and inf
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0, not %r" % text)
+    return value
+
+
+def _origin(text: str) -> str:
+    if not text.strip() or any(ch.isspace() for ch in text.strip()):
+        raise argparse.ArgumentTypeError("expected a host, *.host, a full origin or *, not %r" % text)
+    return text.strip()
+
+
+def _network(text: str) -> str:
+    if parse_network(text) is None:
+        raise argparse.ArgumentTypeError("expected an IP address or a CIDR network, not %r" % text)
+    return text.strip()
+
+
+def add_deployment_options(command: argparse.ArgumentParser) -> None:
+    """The limits and policies a deployment tunes (see the README's limits table)."""
+    group = command.add_argument_group("deployment limits")
+    group.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="simultaneous connections; more are answered 503 with Retry-After "
+                            "(default: %(default)s)")
+    group.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
+                       help="close (1001) a WebSocket silent for this long (default: off)")
+    group.add_argument("--keepalive", type=_seconds, metavar="SECONDS",
+                       help="ping every WebSocket this often; close (1011) one that did not answer the "
+                            "previous ping (default: off)")
+    group.add_argument("--allowed-origin", type=_origin, action="append", default=[], metavar="ORIGIN",
+                       help="admit WebSocket handshakes only from this Origin (a host, *.host, a full origin "
+                            "like https://example.com:8443, or *); repeat for more; requests without an "
+                            "Origin (non-browser clients) pass; others get 403 (default: every origin)")
+    group.add_argument("--trusted-proxy", type=_network, action="append", default=[], metavar="CIDR",
+                       help="a reverse proxy's address or network; connections from it take the client's "
+                            "address from X-Forwarded-For; repeat for more (default: none)")
+
+
+def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
+    """``ws`` with the deployment options applied: the component IoServer serves."""
+    if args.idle_timeout:
+        ws.idle_timeout = args.idle_timeout
+    if args.keepalive:
+        ws.enable_keepalive(args.keepalive)
+    component: Any = ws
+    if args.allowed_origin:
+        component = OriginCheck(component, args.allowed_origin, allow_missing=True)
+    if args.trusted_proxy:
+        component = TrustedProxies(component, args.trusted_proxy)
+    if component is not ws:
+        component = HttpServer(component)    # the guards need the parsed request
+    return component
 
 
 def build_topics(args: argparse.Namespace) -> Topics:
@@ -86,12 +157,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.keyfile or args.tls_port is not None:
         log.error("--keyfile and --tls-port need --certfile")
         return 2
+    component = build_stack(args, ws)
     try:
         if context is not None and args.tls_port is None:
-            server = IoServer(ws, args.host, args.port, ssl_context=context)
+            server = IoServer(component, args.host, args.port, ssl_context=context,
+                              max_connections=args.max_connections)
             listeners = [(True, server.socket)]
         else:
-            server = IoServer(ws, args.host, args.port)
+            server = IoServer(component, args.host, args.port, max_connections=args.max_connections)
             listeners = [(False, server.socket)]
             if context is not None:
                 listeners.append((True, server.listen(args.host, args.tls_port, ssl_context=context)))

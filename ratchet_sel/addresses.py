@@ -3,6 +3,8 @@
 import ipaddress
 from typing import Iterable, List, Optional, Union
 
+from .http.request import parse_decimal
+
 __all__ = ["IpAddress", "IpNetwork", "normalise_address", "parse_network", "parse_networks", "address_in"]
 
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -32,9 +34,9 @@ def parse_network(text: str) -> Optional[IpNetwork]:
         return None
     if not slash:
         return ipaddress.ip_network(ip)
-    if not prefix.isdigit():
+    length = parse_decimal(prefix, 3)
+    if length is None:
         return None
-    length = int(prefix)
     if ip.version == 4 and ":" in address:
         length -= 96  # an IPv4-mapped network, e.g. ::ffff:10.0.0.0/104
     try:

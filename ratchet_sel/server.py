@@ -13,6 +13,8 @@ import itertools
 import logging
 import signal
 import socket
+import struct
+import sys
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from .loop import Loop
@@ -46,6 +48,23 @@ if ssl is not None:
     _WOULD_BLOCK += (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# Linux's SIOCOUTQ (the same number as TIOCOUTQ): bytes of a TCP socket not yet
+# sent or not yet acknowledged by the peer.
+_SIOCOUTQ = 0x5411
+# How often shutdown looks again at connections whose last bytes are in flight.
+_DELIVERY_POLL = 0.02
+
+
+def kernel_unsent_bytes(sock: Any) -> Optional[int]:
+    """Bytes the kernel still holds for ``sock`` (unsent or unacknowledged), or ``None`` where unknown."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import fcntl
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0])
+    except (ImportError, OSError, ValueError):
+        return None
 
 
 class Connection:
@@ -372,6 +391,24 @@ class Connection:
             self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
         self.loop.add_reader(self._sock, self._on_discard_readable)
 
+    def _release_if_delivered(self) -> None:
+        """Close now if our FIN is out and the peer has acknowledged every byte we sent.
+
+        Lingering for the peer's FIN only protects bytes the peer has not
+        acknowledged; once there are none (and nothing unread on our side that
+        would turn the close into a RST), waiting adds nothing.
+        """
+        if self._state != Connection._LINGERING or kernel_unsent_bytes(self._sock) != 0:
+            return
+        try:
+            while self._sock.recv_into(self._read_view):
+                pass
+        except _WOULD_BLOCK:
+            pass
+        except OSError:
+            pass
+        self._release()
+
     def _teardown(self) -> None:
         if self._state != Connection._CLOSED:
             self._state = Connection._CLOSING
@@ -520,6 +557,7 @@ class IoServer:
         self._accept_paused = False
         self._shutting_down = False
         self._shutdown_timer: Any = None
+        self._delivery_timer: Any = None
         # Every connection of this server reads into this buffer (one loop, one thread).
         self._read_view = memoryview(bytearray(RECV_SIZE))
         try:
@@ -650,6 +688,7 @@ class IoServer:
 
     def _refuse(self, conn: Connection) -> None:
         log.warning("%r: refused, %d connections is the limit", conn, self.max_connections)
+        self._lingering.add(conn)  # until its answer is delivered: shutdown waits for it too
         handler = getattr(self.component, "on_refuse", None)
         try:
             if handler is not None:
@@ -677,6 +716,8 @@ class IoServer:
                 self.component.on_close(conn)
             except Exception:
                 log.exception("%r: on_close raised", conn)
+            if self._shutting_down:
+                self._check_delivery_soon(0)    # once its FIN is out
         self._maybe_finish_shutdown()
 
     def _connection_released(self, conn: Connection) -> None:
@@ -730,15 +771,38 @@ class IoServer:
                 conn.abort()
         self._shutdown_timer = self.loop.call_later(
             self.shutdown_timeout if timeout is None else timeout, self._force_stop)
+        self._release_delivered()
         self._maybe_finish_shutdown()
+
+    def _check_delivery_soon(self, delay: float) -> None:
+        if self._delivery_timer is None:
+            self._delivery_timer = self.loop.call_later(delay, self._release_delivered)
+
+    def _release_delivered(self) -> None:
+        # While shutting down, a closed connection whose bytes have all been
+        # acknowledged is released without waiting for the peer's FIN (an idle
+        # client never sends one); the others are looked at again shortly.
+        self._delivery_timer = None
+        if not self._shutting_down or not self._lingering:
+            return
+        for conn in list(self._lingering):
+            conn._release_if_delivered()
+        if self._lingering and all(kernel_unsent_bytes(conn._sock) is not None for conn in self._lingering):
+            self._check_delivery_soon(_DELIVERY_POLL)
 
     def _maybe_finish_shutdown(self) -> None:
         if self._shutting_down and not self.connections and not self._lingering:
             if self._shutdown_timer is not None:
                 self._shutdown_timer.cancel()
+            if self._delivery_timer is not None:
+                self._delivery_timer.cancel()
+                self._delivery_timer = None
             self.loop.stop()
 
     def _force_stop(self) -> None:
+        if self._delivery_timer is not None:
+            self._delivery_timer.cancel()
+            self._delivery_timer = None
         left = len(self.connections) + len(self._lingering)
         if left:
             log.warning("shutdown timeout: dropping %d connection(s)", left)

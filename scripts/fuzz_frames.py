@@ -302,7 +302,7 @@ def normalise(events: List[Any]) -> List[Tuple[str, Any]]:
         elif kind == "Close":
             out.append((kind, event.code, event.reason))
         elif kind == "Failure":
-            out.append((kind, event.code))
+            out.append((kind, event.code, event.reason))
         else:
             out.append((kind, repr(event)))
     return out
@@ -356,18 +356,23 @@ def check_codec(findings: Findings, case_id: str, make: Callable[[], Any], data:
             normalise(whole)[:3], normalise(expected)[:3], short(data)))
 
 
-def codec_case(findings: Findings, seed: int, index: int) -> None:
+def codec_input(seed: int, index: int) -> Tuple[str, Callable[[], Any], bytes, random.Random, int,
+                                               Optional[List[Any]]]:
+    """Codec case ``index`` of ``seed``: (case id, parser factory, bytes, its generator, limit, expected events).
+
+    The generator is returned in the state the bytes left it in (the random
+    splits of :func:`check_codec` continue from it), so a case replays exactly.
+    """
     rng = case_rng(seed, "frames", index)
     case_id = "frames seed=%d case=%d" % (seed, index)
     kind = rng.random()
     if kind < 0.2:
-        limit = rng.choice((1000, 65536))
-        data, expected, _ = hixie_stream(rng, limit)
+        hixie_limit = rng.choice((1000, 65536))
+        data, expected, _ = hixie_stream(rng, hixie_limit)
         if rng.random() < 0.6:
             data, expected = mutate_hixie(rng, data), None
-        check_codec(findings, case_id + " hixie", lambda: HixieParser(max_message_size=limit), data, rng, limit,
-                    expected)
-        return
+        return (case_id + " hixie", lambda: HixieParser(max_message_size=hixie_limit), data, rng, hixie_limit,
+                expected)
     deflate = kind < 0.45
     tiny = kind > 0.9
     limit = rng.choice((100, 300)) if tiny else rng.choice((65536, 1 << 20))
@@ -384,8 +389,12 @@ def codec_case(findings: Findings, seed: int, index: int) -> None:
         extension = PerMessageDeflate().negotiate(_DEFLATE_REQUEST)[0] if deflate else None
         return FrameParser(max_message_size=limit, max_frame_size=frame_limit, extension=extension)
 
-    check_codec(findings, case_id + (" deflate" if deflate else ""), make, data, rng, limit,
-                None if mutated else expected)
+    return case_id + (" deflate" if deflate else ""), make, data, rng, limit, None if mutated else expected
+
+
+def codec_case(findings: Findings, seed: int, index: int) -> None:
+    case_id, make, data, rng, limit, expected = codec_input(seed, index)
+    check_codec(findings, case_id, make, data, rng, limit, expected)
 
 
 # -- live cases ------------------------------------------------------------------------------------

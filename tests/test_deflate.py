@@ -265,3 +265,44 @@ def test_broadcast_compresses_once_per_message(monkeypatch):
         assert clients[4].recv_message() == message
         for client in clients:
             client.shutdown()
+
+
+# -- a message may end with a final block (RFC 7692 7.2.3.4); the window lives on ----------------
+
+def test_context_takeover_survives_a_message_that_ends_with_a_final_block():
+    extension, _ = negotiate("permessage-deflate")
+    assert extension.client_takeover
+    parser = FrameParser(extension=extension)
+    first = bytes.fromhex("f348cdc9c90700")       # "Hello" in a final (BFINAL) block
+    second = bytes.fromhex("f200110000")         # "Hello" again, as a back-reference into the first
+    assert parser.feed(encode_frame(OP_TEXT, first, rsv1=True, mask=MASK)) == [Message("Hello")]
+    assert parser.feed(encode_frame(OP_TEXT, second, rsv1=True, mask=MASK)) == [Message("Hello")]
+
+
+def test_a_final_block_inside_a_message_keeps_the_window_for_the_rest_of_it():
+    extension, _ = negotiate("permessage-deflate")
+    parser = FrameParser(extension=extension)
+    payload = bytes.fromhex("f348cdc9c90700") + bytes.fromhex("f200110000")
+    assert parser.feed(encode_frame(OP_TEXT, payload, rsv1=True, mask=MASK)) == [Message("HelloHello")]
+
+
+def test_the_window_after_a_final_block_spans_earlier_messages_up_to_the_agreed_size():
+    """The new stream may reach back 2**client_bits bytes over several earlier messages, no further."""
+    extension, _ = negotiate("permessage-deflate; client_max_window_bits", client_max_window_bits=9)
+    assert extension.client_bits == 9
+    parser = FrameParser(extension=extension)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -9)
+    history = b""
+    for piece in (b"a" * 100, os.urandom(150), os.urandom(150)):
+        data = compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert parser.feed(encode_frame(0x2, data[:-4], rsv1=True, mask=MASK)) == [Message(piece)]
+        history += piece
+    final = compressor.compress(b"end") + compressor.flush(zlib.Z_FINISH)    # BFINAL
+    assert parser.feed(encode_frame(0x2, final, rsv1=True, mask=MASK)) == [Message(b"end")]
+    history += b"end"
+    # a new stream whose first bytes copy bytes of the second-last message (zlib reaches 250 back at 9 bits)
+    target = history[-245:-205]
+    reference = zlib.compressobj(6, zlib.DEFLATED, -9, zdict=history[-512:])
+    data = reference.compress(target) + reference.flush(zlib.Z_SYNC_FLUSH)
+    assert len(data) < 20                                      # back-references, not literals
+    assert parser.feed(encode_frame(0x2, data[:-4], rsv1=True, mask=MASK)) == [Message(target)]

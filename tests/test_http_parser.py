@@ -96,7 +96,7 @@ def test_limits():
     assert error_of(big, max_header_bytes=4096).status == 431  # before the section ends
     many = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n"
     assert error_of(many).status == 431
-    assert parse(b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n")
+    assert parse(b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(99)) + b"\r\n")
 
 
 def test_headers_and_tokens():
@@ -117,3 +117,67 @@ def test_responses():
     raw = error_response(431, "Request header section too large").to_bytes()
     assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert raw.endswith(b"Request header section too large\n")
+
+
+# -- hardening: bad input is a status, never an exception of another kind ------------------------------
+
+@pytest.mark.parametrize("value", [
+    "\xb2",                   # str.isdigit() accepts latin-1 superscripts; int() does not
+    "1\xb9",
+    "0" * 4301,               # past Python's int-digits limit
+    "9" * 5000,
+    "+5", "-1", " 5 5", "0x10", "\u0661",
+], ids=lambda value: ascii(value)[:24])
+def test_content_length_must_be_plain_digits(value):
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + value.encode("latin-1", "replace") + b"\r\n\r\n"
+    for pieces in ([data], [data[i:i + 1] for i in range(len(data))]):
+        with pytest.raises(HttpError) as info:
+            parser = RequestParser()
+            for piece in pieces:
+                parser.feed(piece)
+        assert info.value.status == 400 and "Content-Length" in info.value.reason
+
+
+def test_content_length_with_leading_zeros_and_the_largest_numeral():
+    req = parse(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0003\r\n\r\nabc")
+    assert req.body == b"abc"
+    assert error_of(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"9" * 20 + b"\r\n\r\n").status == 413
+
+
+def test_http11_without_host_is_refused():
+    error = error_of(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")
+    assert error.status == 400 and "Host" in error.reason
+    assert parse(b"GET / HTTP/1.0\r\n\r\n").version == "1.0"     # HTTP/1.0 has no such rule
+    assert parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").host == ""   # present but empty: allowed (RFC 9112 3.2)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\r\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\rX-Smuggled: 1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\r\nY: 2\r\n\r\n",
+    b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n",
+], ids=ascii)
+def test_a_bare_cr_is_refused(data):
+    for pieces in ([data], [data[i:i + 1] for i in range(len(data))]):
+        with pytest.raises(HttpError) as info:
+            parser = RequestParser()
+            for piece in pieces:
+                parser.feed(piece)
+        assert info.value.status == 400 and "CR" in info.value.reason
+
+
+def test_the_status_of_a_head_does_not_depend_on_how_it_is_split():
+    """A request line over the line limit inside a head over the head limit: 414 however it arrives."""
+    data = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n" + b"X: " + b"v" * 70000 + b"\r\n\r\n"
+    answers = set()
+    for step in (len(data), 1, 7, 4096):
+        parser = RequestParser()
+        with pytest.raises(HttpError) as info:
+            for i in range(0, len(data), step):
+                parser.feed(data[i:i + step])
+        answers.add((info.value.status, info.value.reason))
+    assert answers == {(414, "Request line too long")}
+    tls = b"\x16\x03\x01 / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert {(error_of(tls).status, error_of(tls).reason)} == {
+        (e.status, e.reason) for e in [error_of(tls[:1]), error_of(tls[:5])]}

@@ -852,11 +852,12 @@ def test_shutdown_timeout_drops_stubborn_connections(caplog):
     rec = Recorder()
     with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
         with ServerThread(rec, close_timeout=30.0) as st:
-            with st.connect() as client:        # never closes its side in time
+            with st.connect(rcvbuf=4096) as client:     # never reads, never closes its side in time
                 conn = rec.wait_conn_for(client)
+                # more than the kernels buffer: bytes stay unacknowledged, so the close must wait
+                st.call(conn.send, b"x" * (8 << 20))
                 start = time.monotonic()
                 st.loop.call_soon_threadsafe(st.server.shutdown, 0.3)
-                assert client.recv(10) == b""
                 assert st.join(), "shutdown(timeout) did not stop the loop"
                 assert time.monotonic() - start < 5.0
     assert rec.kinds(conn) == ["open", "close"]

@@ -1135,3 +1135,24 @@ def test_a_message_in_tiny_fragments_costs_about_its_size_in_memory(opcode):
     assert held <= 4 * limit, "%.1f x max_message_size held for one unfinished message" % (held / limit)
     assert parser.feed(encode_frame(OP_CONTINUATION, b"ab", mask=b"abcd")) == [
         Message("ab" * (limit // 2) if opcode == OP_TEXT else b"ab" * (limit // 2))]
+
+
+# -- hostile request heads: always a 400 with a reason, never a traceback or a reset ----------------------
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: \xb2\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"0" * 4301 + b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+    b"GET / HTTP/1.1\r\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+], ids=["superscript-length", "long-length", "no-host", "cr-request-line", "cr-header"])
+@pytest.mark.parametrize("stack", ["WsServer", "HttpServer"])
+def test_hostile_heads_get_400_and_no_error_log(request_bytes, stack, caplog):
+    from ratchet_sel.http.server import HttpServer
+    app = App()
+    component = WsServer(app) if stack == "WsServer" else HttpServer(WsServer(app))
+    with caplog.at_level(logging.INFO):
+        with ServerThread(component) as st:
+            status, headers, body = http_exchange(st.port, request_bytes)
+            assert status == 400 and body.strip() and headers["connection"] == "close"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -12,7 +12,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qsl, unquote
 
-__all__ = ["Headers", "Request", "RequestParser", "HttpError", "header_tokens"]
+__all__ = ["Headers", "Request", "RequestParser", "HttpError", "header_tokens", "parse_decimal"]
 
 # RFC 7230 token characters, for methods and header names.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -21,6 +21,20 @@ _REQUEST_LINE = re.compile(rb"([^ ]+) ([^ ]+) HTTP/(\d)\.(\d)\Z")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def parse_decimal(text: str, max_digits: int) -> Optional[int]:
+    """The value of ``text`` as ``1*DIGIT`` (ASCII digits only), or ``None``.
+
+    ``None`` also when it has more than ``max_digits`` characters: wire
+    numbers are bounded, and ``str.isdigit``/``int`` accept forms HTTP does
+    not (superscripts, other scripts' digits, signs, spaces) or refuse very
+    long numerals with ``ValueError``.
+    """
+    if len(text) > max_digits or not _DIGITS.match(text):
+        return None
+    return int(text)
 
 
 class HttpError(Exception):
@@ -236,10 +250,16 @@ class RequestParser:
             match = _END_OF_HEADERS.search(self._buffer, max(0, self._scanned - 3))
             if match is None:
                 self._scanned = len(self._buffer)
-                self._check_partial()
+                self._check_partial(self._buffer, len(self._buffer))
                 return None
+            # The answer must not depend on how the bytes were split: apply the
+            # checks a piecewise sender would have met first, to everything but
+            # the last byte of the head (no prefix shorter than that is complete).
+            self._check_partial(self._buffer, match.end() - 1)
             if match.end() > self.max_header_bytes:
                 raise HttpError(431, "Request header section too large")
+            if match.start() and self._buffer[match.start() - 1] == 0x0D:
+                raise HttpError(400, "Bare CR in the header section")
             head = bytes(self._buffer[:match.start()])
             del self._buffer[:match.end()]
             self._request = self._parse_head(head)
@@ -253,24 +273,31 @@ class RequestParser:
         self._buffer = bytearray()
         return self._request
 
-    def _check_partial(self) -> None:
-        buffer = self._buffer
-        end_of_line = buffer.find(b"\n")
-        line_length = len(buffer) if end_of_line < 0 else end_of_line
+    def _check_partial(self, buffer: bytearray, size: int) -> None:
+        """The refusals the first ``size`` bytes of a head not complete yet already earn.
+
+        Each holds for every longer prefix once it holds, and they are tried
+        in the order a byte-by-byte sender meets them (the request line is
+        never allowed to be longer than the head), so the first that fails is
+        the same whichever way the bytes were split.
+        """
+        if size and buffer[0] in (0x16, 0x80):
+            raise HttpError(400, "TLS handshake on a plain-text port")
+        end_of_line = buffer.find(b"\n", 0, min(size, self.max_line + 2))
+        line_length = size if end_of_line < 0 else end_of_line
         if line_length and buffer[line_length - 1] == 0x0D:
             line_length -= 1  # the CR of CRLF is no part of the line
-        if line_length > self.max_line:
+        if line_length > min(self.max_line, self.max_header_bytes - 1):
             raise HttpError(414, "Request line too long")
-        if len(buffer) > self.max_header_bytes:
+        if size > self.max_header_bytes:
             raise HttpError(431, "Request header section too large")
-        if buffer[:1] in (b"\x16", b"\x80"):
-            raise HttpError(400, "TLS handshake on a plain-text port")
 
     def _parse_head(self, head: bytes) -> Request:
-        lines = head.split(b"\n")
-        request_line = lines[0].rstrip(b"\r")
-        if len(request_line) > self.max_line:
-            raise HttpError(414, "Request line too long")
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+        if b"\r" in head and any(b"\r" in line for line in lines):
+            # RFC 9112 2.2: a CR anywhere but before LF is refused, not guessed at.
+            raise HttpError(400, "Bare CR in the header section")
+        request_line = lines[0]
         match = _REQUEST_LINE.match(request_line)
         if match is None:
             raise HttpError(400, "Malformed request line")
@@ -287,8 +314,7 @@ class RequestParser:
         if len(lines) - 1 > self.max_headers:
             raise HttpError(431, "Too many header fields")
         headers = Headers()
-        for raw in lines[1:]:
-            line = raw.rstrip(b"\r")
+        for line in lines[1:]:
             if line[:1] in (b" ", b"\t"):
                 raise HttpError(400, "Obsolete header line folding")
             name, colon, value = line.partition(b":")
@@ -302,15 +328,19 @@ class RequestParser:
                 headers.add(common[0], value.decode("latin-1"), common[1])
             else:
                 headers.add(name.decode("ascii"), value.decode("latin-1"))
-        if headers.count("Host") > 1:
+        host_fields = headers.count("Host")
+        if host_fields > 1:
             raise HttpError(400, "More than one Host header")
+        if not host_fields and major == b"1" and minor != b"0":
+            raise HttpError(400, "HTTP/1.1 request without a Host header")  # RFC 9112 3.2
         if "Transfer-Encoding" in headers:
             raise HttpError(501, "Transfer-Encoding in requests is not supported")
         lengths = headers.get_all("Content-Length")
         if lengths:
-            if len(set(lengths)) != 1 or not lengths[0].isdigit():
+            # 20 digits hold any 64-bit size; longer numerals are refused, not converted.
+            length = parse_decimal(lengths[0], 20) if len(set(lengths)) == 1 else None
+            if length is None:
                 raise HttpError(400, "Malformed Content-Length")
-            length = int(lengths[0])
             if length > self.max_body:
                 raise HttpError(413, "Request body too large")
             self._body_left = length

@@ -17,7 +17,7 @@ message when the client promised ``client_no_context_takeover``.
 import zlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from ..http.request import Request
+from ..http.request import Request, parse_decimal
 from .rfc6455 import OP_CONTINUATION, OP_TEXT, OP_BINARY, CloseCode, ProtocolViolation, encode_frame
 
 __all__ = ["PerMessageDeflate", "DeflateExtension", "parse_extension_header"]
@@ -50,9 +50,10 @@ def parse_extension_header(values: List[str]) -> List[Tuple[str, List[Tuple[str,
 
 
 def _window_bits(value: Optional[str]) -> int:
-    if value is None or not value.isdigit() or not 8 <= int(value) <= 15:
+    bits = None if value is None else parse_decimal(value, 2)
+    if bits is None or not 8 <= bits <= 15:
         raise ValueError("window bits must be 8 to 15")
-    return int(value)
+    return bits
 
 
 class PerMessageDeflate:
@@ -155,10 +156,23 @@ class DeflateExtension:
 
     The frame parser calls :meth:`start_message`, :meth:`decompress` and
     :meth:`end_message`; the connection calls :meth:`encode_message`.
+
+    Inbound, the result is a function of the message's bytes alone, however
+    they arrive: a message is decoded as one deflate stream that starts with
+    the last ``2**client_bits`` bytes of earlier output as its history (none
+    without client context takeover) and may reach back as far as deflate
+    allows (32 KiB).  The inflater normally holds only the agreed window; zlib
+    resolves references further back whenever they fall within one call's
+    output, which depends on how the bytes were split.  So when that small
+    inflater fails, the message is decoded again from its start with a full
+    window, and that answer stands.  A message (or a part of one) that ends
+    with a final block (RFC 7692 7.2.3.4) is followed by a new stream that
+    keeps the same history (RFC 7692 7.2.2), so later data may still refer
+    back into it.
     """
 
     __slots__ = ("config", "server_bits", "client_bits", "server_takeover", "client_takeover",
-                 "_inflater", "_deflater", "shared_key")
+                 "_inflater", "_deflater", "shared_key", "_history", "_recent", "_input", "_produced", "_full")
 
     def __init__(self, config: PerMessageDeflate, server_bits: int, client_bits: int,
                  server_takeover: bool, client_takeover: bool) -> None:
@@ -172,39 +186,83 @@ class DeflateExtension:
         #: Connections with equal keys produce identical frames for a message
         #: (None: this one's frames depend on its own history).
         self.shared_key = None if server_takeover else ("deflate", server_bits, id(config))
+        self._history = b""              # the window before this message: its last 2**client_bits bytes
+        self._recent: Any = None         # this message's output, its tail at least (bytearray)
+        self._input: Any = None          # this message's compressed bytes, for a decode with the full window
+        self._produced = 0               # output handed to the parser in this message
+        self._full = False               # this message is being decoded with the full window
 
     # -- inbound --------------------------------------------------------------
     def start_message(self) -> None:
         """A compressed message begins."""
         if self._inflater is None:
-            self._inflater = zlib.decompressobj(-self.client_bits)
+            self._inflater = self._new_inflater(self.client_bits, self._history)
+        self._recent = bytearray()
+        self._input = bytearray()
+        self._produced = 0
+        self._full = False
 
     def decompress(self, data: bytes, limit: int) -> bytes:
         """Inflate a piece of the message; at most ``limit`` bytes come out."""
+        self._input += data
         try:
-            out = self._inflater.decompress(data, limit)
-            while self._inflater.eof and self._inflater.unused_data and len(out) < limit:
-                # The client ended its deflate stream with a final block (RFC 7692
-                # 7.2.3.4 allows it): what follows starts a new stream.
-                rest = self._inflater.unused_data
-                self._inflater = zlib.decompressobj(-self.client_bits)
-                out += self._inflater.decompress(rest, max(limit - len(out), 1))
-            return out
+            return self._inflate(data, limit)
         except zlib.error as exc:
-            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+            if self._full:
+                raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+        return self._decode_again_with_the_full_window(limit)
 
     def end_message(self, limit: int) -> bytes:
-        """The message is complete: inflate the stripped tail."""
-        if self._inflater.eof:
-            out = b""  # ended with a final block: no tail was stripped
+        """The message is complete: inflate the stripped tail (RFC 7692 7.2.2)."""
+        out = self.decompress(_TAIL, limit)
+        if self.client_takeover:
+            window = 1 << self.client_bits
+            self._history = bytes((self._history + bytes(self._recent))[-window:])
+            if self._full:
+                self._inflater = None    # back to the agreed window, primed with the history
         else:
-            try:
-                out = self._inflater.decompress(_TAIL, limit)
-            except zlib.error as exc:
-                raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
-        if not self.client_takeover or self._inflater.eof:
-            self._inflater = None  # a finished stream cannot go on: the next message starts afresh
+            self._inflater = None        # every message starts afresh: nothing to keep
+        self._recent = self._input = None
         return out
+
+    def _new_inflater(self, bits: int, history: bytes) -> Any:
+        return zlib.decompressobj(-bits, zdict=history) if history else zlib.decompressobj(-bits)
+
+    def _inflate(self, data: Any, limit: int) -> bytes:
+        inflater = self._inflater
+        out = inflater.decompress(data, limit)
+        self._keep(out)
+        while inflater.eof and inflater.unused_data and len(out) < limit:
+            # The stream ended with a final block: what follows starts a new
+            # one with the same history.
+            rest = inflater.unused_data
+            window = 1 << self.client_bits
+            history = (self._history + bytes(self._recent[-window:]))[-window:]
+            inflater = self._inflater = self._new_inflater(15 if self._full else self.client_bits, history)
+            more = inflater.decompress(rest, max(limit - len(out), 1))
+            self._keep(more)
+            out += more
+        self._produced += len(out)
+        return out
+
+    def _keep(self, out: bytes) -> None:
+        recent = self._recent
+        recent += out
+        window = 1 << self.client_bits
+        if len(recent) > 2 * window:
+            del recent[:-window]
+
+    def _decode_again_with_the_full_window(self, limit: int) -> bytes:
+        already = self._produced
+        self._full = True
+        self._recent = bytearray()
+        self._produced = 0
+        self._inflater = self._new_inflater(15, self._history)
+        try:
+            out = self._inflate(bytes(self._input), already + limit)
+        except zlib.error as exc:
+            raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid compressed data: %s" % exc) from None
+        return out[already:]
 
     # -- outbound ---------------------------------------------------------------
     def compress(self, payload: bytes) -> bytes:

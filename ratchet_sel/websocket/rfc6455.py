@@ -277,6 +277,9 @@ def encode_close_payload(code: Optional[int] = CloseCode.NORMAL, reason: str = "
 
 
 # -- decoding -----------------------------------------------------------------
+# One reason for every invalid text message, wherever the fault is found:
+# the answer must not depend on how the bytes were split.
+_INVALID_TEXT = "invalid UTF-8 in text message"
 _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
@@ -470,7 +473,7 @@ class FrameParser:
                     try:
                         events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
                     except UnicodeDecodeError:
-                        raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                        raise ProtocolViolation(CloseCode.INVALID_DATA, _INVALID_TEXT) from None
                 else:
                     events.append(Message(payload))
                 continue
@@ -566,7 +569,11 @@ class FrameParser:
         self._message_compressed = compressed
         self._message_size = 0
         self._message_data = bytearray()
-        self._decoder = _utf8_decoder() if opcode == OP_TEXT else None
+        # Compressed text is checked once whole: where a fault in the inflated
+        # bytes would be seen first depends on how the input was split, and
+        # a size or deflate fault found later must not win one time and lose
+        # another.  (Inflated messages are bounded by max_message_size.)
+        self._decoder = _utf8_decoder() if opcode == OP_TEXT and not compressed else None
         if compressed:
             self.extension.start_message()
 
@@ -602,7 +609,7 @@ class FrameParser:
             try:
                 self._decoder.decode(data, False)
             except UnicodeDecodeError:
-                raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                raise ProtocolViolation(CloseCode.INVALID_DATA, _INVALID_TEXT) from None
         self._message_data += data
         self._received += len(data)
 
@@ -610,12 +617,11 @@ class FrameParser:
         if self._message_compressed:
             self._add_part(self._inflate(self.extension.end_message, None))
         data = self._message_data
-        if self._decoder is not None:
+        if self._message_opcode == OP_TEXT:
             try:
-                self._decoder.decode(b"", True)
+                message = Message(data.decode("utf-8"))
             except UnicodeDecodeError:
-                raise ProtocolViolation(CloseCode.INVALID_DATA, "text message ends inside a UTF-8 sequence") from None
-            message = Message(data.decode("utf-8"))
+                raise ProtocolViolation(CloseCode.INVALID_DATA, _INVALID_TEXT) from None
         else:
             message = Message(bytes(data))
         self._message_opcode = None

@@ -221,26 +221,28 @@ class Connection:
         if sent < len(data):
             self._buffer_rest(memoryview(data)[sent:])
 
-    def write_now(self, data: Any) -> None:
-        """Hand ``data`` to the kernel at once, skipping the end-of-iteration coalescing.
+    def try_write(self, data: Any) -> bool:
+        """Hand ``data`` to the kernel at once if nothing is pending; returns whether it did.
 
-        For a burst that is already one write per connection (a broadcast):
-        corking it would add a buffer copy and a callback per receiver for no
-        saved system call.  What the kernel does not take is buffered, after
-        anything still pending, exactly as :meth:`send` does.
+        For a burst that is already one write per connection (a broadcast),
+        corking would add a buffer copy and a callback per receiver for no
+        saved system call.  What the kernel does not take is buffered as by
+        :meth:`send`.  When bytes are already pending (or the connection is
+        closing) nothing is written and False is returned: the caller applies
+        its own policy for a client that is behind, then calls :meth:`send`.
         """
         if self._wbuf or self._state != Connection._OPEN:
-            self.send(data)
-            return
+            return False
         try:
             sent = self._sock.send(data)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
             self._write_failed(exc)
-            return
+            return True
         if sent < len(data):
             self._buffer_rest(memoryview(data)[sent:])
+        return True
 
     def writev(self, parts: Any) -> None:
         """Write several bytes-like ``parts`` in order, as one write, without joining them first.

@@ -15,6 +15,9 @@ connection:
               and brk from a fresh recv buffer) in the ``fresh`` state (no
               connection has closed yet) against the ``warm`` state (one
               connect/close first).
+``broadcast``  the server in this process, N connections: Python calls per
+              delivery of one broadcast (the trigger message's own echo path
+              included, spread over the receivers).
 ``cpu``       the server in its own process, untraced: its CPU time (user and
               system, from /proc) per message.  Less noisy than rates on a
               busy machine, but still not a benchmark.
@@ -102,6 +105,29 @@ def read_echo(sock, expected_len):
         raise SystemExit("echo of %d bytes, expected %d" % (length, expected_len))
 
 
+def run_broadcast_client(port, conns, size, messages):
+    """Child: N connections; connection 0 triggers ``messages`` broadcasts, each read on every connection."""
+    socks = [upgrade(port) for _ in range(conns)]
+    payload = ("b" * size)
+    trigger = ("broadcast:" + payload).encode()
+    mask_key = int.from_bytes((MASK * (len(trigger) // 4 + 1))[:len(trigger)], "little")
+    body = (int.from_bytes(trigger, "little") ^ mask_key).to_bytes(len(trigger), "little")
+    frame = struct.pack("!BB", 0x81, 0x80 | len(trigger)) + MASK + body
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    if sys.stdin.readline().strip() != "GO":
+        return
+    for _ in range(messages):
+        socks[0].sendall(frame)
+        for s in socks:
+            read_echo(s, size)
+    sys.stdout.write("DONE\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    for s in socks:
+        s.close()
+
+
 def run_client(port, conns, size, warmup, messages, warm_close):
     """Child: (optionally connect and close once), connect, warm up, READY, wait GO, echo, DONE."""
     if warm_close:
@@ -129,8 +155,8 @@ def run_client(port, conns, size, warmup, messages, warm_close):
         s.close()
 
 
-def spawn_client(port, args, warm_close):
-    cmd = [sys.executable, os.path.abspath(__file__), "_client", "--port", str(port), "--conns", str(args.conns),
+def spawn_client(port, args, warm_close, kind="_client"):
+    cmd = [sys.executable, os.path.abspath(__file__), kind, "--port", str(port), "--conns", str(args.conns),
            "--size", str(args.size), "--messages", str(args.messages), "--warmup", str(args.warmup)]
     if warm_close:
         cmd.append("--warm-close")
@@ -138,17 +164,16 @@ def spawn_client(port, args, warm_close):
 
 
 # -- Python calls per message ----------------------------------------------------------
-def measure_calls(args):
+def measure_calls(args, broadcast=False):
     """Server in this process; the profile hook counts calls on the loop thread during the window."""
     import threading
 
-    from ratchet_sel import IoServer, MessageComponent, WsServer
+    sys.path.insert(0, os.path.join(ROOT, "scripts", "bench"))
+    from server_ratchet_sel import BenchApp  # the benchmark's application: echo, and broadcast on a trigger
 
-    class Echo(MessageComponent):
-        def on_message(self, conn, msg):
-            conn.send(msg)
+    from ratchet_sel import IoServer, WsServer
 
-    server = IoServer(WsServer(Echo()), "127.0.0.1", 0)
+    server = IoServer(WsServer(BenchApp()), "127.0.0.1", 0)
     counts = Counter()
 
     def hook(frame, event, arg):
@@ -157,7 +182,8 @@ def measure_calls(args):
         elif event == "c_call":
             counts["c_calls"] += 1
 
-    child = spawn_client(server.port, args, warm_close=not args.fresh)
+    child = spawn_client(server.port, args, warm_close=not args.fresh,
+                         kind="_broadcast_client" if broadcast else "_client")
     phase = {"state": "warmup"}
 
     def on_child_line():
@@ -189,9 +215,9 @@ def measure_calls(args):
         server.close()
     if phase["state"] != "done":
         raise SystemExit("the client did not finish")
-    n = (args.messages // args.conns) * args.conns
+    n = args.messages * args.conns if broadcast else (args.messages // args.conns) * args.conns
     # The hook also sees the stop callback's few calls; they vanish in the division.
-    return {"measure": "calls", "size": args.size, "conns": args.conns, "messages": n,
+    return {"measure": "broadcast" if broadcast else "calls", "size": args.size, "conns": args.conns, "messages": n,
             "state": "fresh" if args.fresh else "warm",
             "frames_per_msg": counts["frames"] / n, "c_calls_per_msg": counts["c_calls"] / n,
             "calls_per_msg": (counts["frames"] + counts["c_calls"]) / n}
@@ -307,6 +333,9 @@ def describe(r):
     head = "%-8s %-5s %6d B x %-3d conns:" % (r["measure"], r["state"], r["size"], r["conns"])
     if r["measure"] == "cpu":
         return "%s %8.1f us of server CPU per message" % (head, r["cpu_us_per_msg"])
+    if r["measure"] == "broadcast":
+        return "%s %5.1f calls per delivery (%5.1f Python frames + %5.1f C calls)" % (
+            head, r["calls_per_msg"], r["frames_per_msg"], r["c_calls_per_msg"])
     if r["measure"] == "calls":
         return "%s %5.1f calls/msg (%5.1f Python frames + %5.1f C calls)" % (
             head, r["calls_per_msg"], r["frames_per_msg"], r["c_calls_per_msg"])
@@ -315,9 +344,17 @@ def describe(r):
         head, r["total_per_msg"], r["memory_syscalls_per_msg"], top)
 
 
+def masking_status():
+    try:
+        from ratchet_sel import accelerator
+    except ImportError:  # a version from before the accelerator (--root, or an older checkout)
+        return "pure Python (this version has no accelerator)"
+    return accelerator.status
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "calls", "syscalls", "cpu", "_client"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "calls", "syscalls", "cpu", "broadcast", "_client", "_broadcast_client"])
     ap.add_argument("--root", help="the checkout whose ratchet_sel the separate server processes run")
     ap.add_argument("--port", type=int)
     ap.add_argument("--size", type=int, help="payload bytes (default: 32, and 65536 too for 'all')")
@@ -331,8 +368,20 @@ def main(argv=None):
     if args.what == "_client":
         run_client(args.port, args.conns, args.size, args.warmup, args.messages, args.warm_close)
         return 0
-    from ratchet_sel import accelerator
-    print("masking: %s" % accelerator.status)
+    if args.what == "_broadcast_client":
+        run_broadcast_client(args.port, args.conns, args.size, args.messages)
+        return 0
+    if args.what == "broadcast":
+        print("masking: %s" % masking_status())
+        run = argparse.Namespace(**dict(vars(args), size=args.size or 32, conns=args.conns or 1000,
+                                        messages=min(args.messages, 50)))
+        result = measure_calls(run, broadcast=True)
+        print(describe(result), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump([result], f, indent=1)
+        return 0
+    print("masking: %s" % masking_status())
     sizes = [args.size] if args.size else ([32] if args.what == "calls" else [32, 65536])
     conn_counts = [args.conns] if args.conns else [1, 50]
     results = []

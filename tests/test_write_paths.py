@@ -1,6 +1,6 @@
 """The transport's read buffer and its direct write paths, over real sockets.
 
-``write_now`` (broadcasts) skips the end-of-iteration coalescing, ``writev``
+``try_write`` (broadcasts) skips the end-of-iteration coalescing, ``writev``
 (a frame header beside a large payload) sends parts side by side with one
 ``sendmsg()``; both must keep every byte in order behind anything already
 pending, and buffer what the kernel does not take.  Reads go through one
@@ -50,27 +50,30 @@ def test_writev_of_small_parts_and_after_pending_bytes_keeps_the_order():
         client.close()
 
 
-def test_write_now_goes_out_at_once_and_keeps_the_order_behind_pending_bytes():
+def test_try_write_goes_out_at_once_or_not_at_all_behind_pending_bytes():
     rec = Recorder()
     with ServerThread(rec) as st:
         client = connect(st.port)
         conn = rec.wait_conn_for(client)
         # Alone, it is in the kernel before the call returns (no flush needed).
-        assert st.call(lambda: (conn.write_now(b"now"), conn.buffered_amount)[1]) == 0
+        assert st.call(lambda: (conn.try_write(b"now"), conn.buffered_amount)) == (True, 0)
         assert recv_exactly(client, 3) == b"now"
 
         def writes():
             conn.send(b"a")
-            conn.write_now(b"b")
-        st.call(writes)
+            refused = conn.try_write(b"X")  # "a" is pending: nothing written
+            conn.send(b"b")
+            return refused
+        assert st.call(writes) is False
         assert recv_exactly(client, 2) == b"ab"
         big = os.urandom(BIG)
-        assert st.call(lambda: (conn.write_now(big), conn.buffered_amount)[1]) > 0
+        assert st.call(lambda: (conn.try_write(big), conn.buffered_amount > 0)) == (True, True)
+        assert st.call(lambda: conn.try_write(b"more")) is False  # the rest of big is pending
         assert recv_exactly(client, BIG) == big
         client.close()
 
 
-def test_write_now_and_writev_after_close_are_ignored():
+def test_try_write_and_writev_after_close_are_ignored():
     rec = Recorder()
     with ServerThread(rec) as st:
         client = connect(st.port)
@@ -78,7 +81,7 @@ def test_write_now_and_writev_after_close_are_ignored():
 
         def close_then_write():
             conn.close()
-            conn.write_now(b"late")
+            assert conn.try_write(b"late") is False
             conn.writev((b"late", b"r" * 100000))
         st.call(close_then_write)
         client.settimeout(10)

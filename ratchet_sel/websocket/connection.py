@@ -287,25 +287,34 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     drafts) encode their own.
     """
     shared: dict = {}
+    plain = None  # the frame for connections without an extension, the common case
     count = 0
     for conn in connections:
         if conn is exclude or conn._state is not _OPEN:
             continue
         extension = conn.extension
-        if conn.__class__ is HixieConnection:
+        if extension is None and conn.__class__ is not HixieConnection:
+            if plain is None:
+                plain = b"".join(encode_message(message))
+            frames = plain
+        elif conn.__class__ is HixieConnection:
             if message.__class__ is not str:
                 continue  # the drafts cannot carry binary messages
             conn.send(message)
-        elif extension is None or extension.shared_key is not None:
-            key = extension.shared_key if extension is not None else None
-            frames = shared.get(key)
+            count += 1
+            continue
+        elif extension.shared_key is not None:
+            frames = shared.get(extension.shared_key)
             if frames is None:
-                frames = shared[key] = b"".join(conn._encode(message))
-            transport = conn.transport
-            if transport.buffered_amount and not conn._room_for(len(frames)):
-                continue
-            transport.write_now(frames)
+                frames = shared[extension.shared_key] = b"".join(conn._encode(message))
         else:
             conn.send(message)
+            count += 1
+            continue
+        transport = conn.transport
+        if not transport.try_write(frames):  # bytes pending: the slow-client policy decides
+            if not conn._room_for(len(frames)):
+                continue
+            transport.send(frames)
         count += 1
     return count

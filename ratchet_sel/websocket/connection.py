@@ -287,8 +287,9 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     drafts) encode their own.
     """
     shared: dict = {}
-    plain = None  # the frame for connections without an extension, the common case
+    plain: Optional[bytes] = None  # the frame for connections without an extension, the common case
     count = 0
+    frames: Any
     for conn in connections:
         if conn is exclude or conn._state is not _OPEN:
             continue

@@ -79,6 +79,8 @@ SERVERS = {
                                               "no permessage-deflate in websocket-server"))),
 }
 
+# Not peers: measured only where they mean something (n.a. elsewhere, by design).
+VARIANTS = ("ratchet_sel-pure", "floor", "send-loop")
 # Extra arguments and environment of the variants that share a script.
 SERVER_ARGS = {"send-loop": ["--bare-broadcast"]}
 SERVER_ENV = {"ratchet_sel-pure": {"RATCHET_SEL_NO_SPEEDUPS": "1"}}
@@ -845,8 +847,10 @@ def targets(summary):
             "n.a." if v is None else "%.2f KiB" % (v / 1024))
     if "unmask" in summary:
         u = summary["unmask"]
-        s = u.get("speedup_vs_per_byte")
-        add("unmask vs per-byte loop", s, ">= 50x", s is not None and s >= 50,
+        # The goal is about pure Python's XOR: with the accelerator built, use the pure reference's figure.
+        pure = (u.get("all_vs_per_byte") or {}).get("ratchet_sel apply_mask_python (pure)")
+        s = pure if pure is not None else u.get("speedup_vs_per_byte")
+        add("unmask in pure Python vs per-byte loop", s, ">= 50x", s is not None and s >= 50,
             "n.a." if s is None else "%.0fx" % s)
     return rows
 
@@ -890,7 +894,7 @@ def markdown(ctx, summary, target_rows, meta):
                     cells.append("n.a.")
                 else:
                     cells.append("failed")
-                if e.get("errors"):
+                if e.get("errors") and not (e.get("na") and n in VARIANTS):  # a floor's n.a. is by design
                     notes.append("%s, %s: %s" % (title(mid, ctx.params[mid]), n, "; ".join(e["errors"])[:300]))
                 continue
             c = fmt_num(e["value"], unit)

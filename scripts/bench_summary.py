@@ -16,8 +16,13 @@ rose above the core count are flagged, and --strict refuses them.
 
 import argparse
 import json
+import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench import title  # noqa: E402  (the row names of bench.py's own tables)
 
 REFERENCE = "websockets"
 
@@ -102,7 +107,9 @@ def table(runs):
                 ratios = [run["summary"].get(mid, {}).get(name, {}).get("vs_websockets") for run in runs]
                 cell += ratio_cell(ratios)
             cells.append(cell)
-        label = mid
+        params = next((run["meta"].get("params", {}).get(mid) for run in runs
+                       if run["meta"].get("params", {}).get(mid)), None)
+        label = title(mid, params) if params else mid
         lines.append("| %s | %s | %s |" % (label, "KiB" if unit == "B/conn" else unit, " | ".join(cells)))
     return lines
 

@@ -88,12 +88,15 @@ def test_c_refuses_bad_arguments_clearly():
         c.apply_mask("text", b"1234")
 
 
-def run_python(code: str, env_extra: dict = None, cwd: str = ROOT, path: str = ROOT) -> str:
+def run_python(code: str, env_extra: dict = None, cwd: str = ROOT, path: str = ROOT,
+               no_site: bool = False) -> str:
     env = dict(os.environ, PYTHONPATH=path)
     env.pop(accelerator.DISABLE_VARIABLE, None)
     env.update(env_extra or {})
-    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=30)
+    # -S: no site-packages, so that an editable install's import hook cannot
+    # lend the copy the checkout's built extension.
+    out = subprocess.run([sys.executable] + (["-S"] if no_site else []) + ["-c", code], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -122,7 +125,7 @@ def copy_without_extension(dest: str) -> str:
 
 def test_runs_from_a_copied_folder_with_nothing_built(tmp_path):
     folder = copy_without_extension(str(tmp_path / "copy"))
-    assert run_python(ROUND_TRIP, cwd=folder, path=folder) == "False"
+    assert run_python(ROUND_TRIP, cwd=folder, path=folder, no_site=True) == "False"
 
 
 def test_runs_from_a_zipapp(tmp_path):
@@ -134,7 +137,7 @@ def test_runs_from_a_zipapp(tmp_path):
                 full = os.path.join(base, name)
                 zf.write(full, os.path.relpath(full, folder))
         zf.writestr("__main__.py", ROUND_TRIP)
-    out = subprocess.run([sys.executable, archive], cwd=str(tmp_path), capture_output=True, text=True, timeout=30,
+    out = subprocess.run([sys.executable, "-S", archive], cwd=str(tmp_path), capture_output=True, text=True, timeout=30,
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -318,19 +318,26 @@ class Connection:
         if wbuf:
             if len(wbuf) > self.low_water:
                 self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
-        else:
-            if self._writing:
-                self._stop_write()
-            if self._state == Connection._CLOSING:
-                self._shutdown_write()
-                return
-        if self._drain_armed and len(wbuf) <= self.low_water and self._state == Connection._OPEN:
+            elif self._drain_armed and self._state == Connection._OPEN:
+                self._drain_armed = False
+                if self.on_drain is not None:
+                    self._drained()
+            return
+        if self._writing:
+            self._stop_write()
+        if self._state == Connection._CLOSING:
+            self._shutdown_write()
+        elif self._drain_armed and self._state == Connection._OPEN:
             self._drain_armed = False
             if self.on_drain is not None:
-                try:
-                    self.on_drain()
-                except Exception as exc:
-                    self.server._report_error(self, exc)
+                self._drained()
+
+    def _drained(self) -> None:
+        # Down to low_water after having been above it: tell the owner.
+        try:
+            self.on_drain()  # type: ignore[misc]
+        except Exception as exc:
+            self.server._report_error(self, exc)
 
     def _write_failed(self, exc: OSError) -> None:
         # send() is called from application code, often inside a loop over

@@ -202,7 +202,11 @@ class WsConnection:
             kind = event.__class__
             if kind is Message:
                 if self._state is _OPEN:
-                    server._deliver(self, event.data)
+                    # WsServer._deliver, inline: this runs once per message.
+                    try:
+                        server.component.on_message(self, event.data)
+                    except Exception as exc:
+                        server._app_error(self, exc)
             elif kind is Ping:
                 if self._state is _OPEN:
                     pong = encode_frame(OP_PONG, event.payload)

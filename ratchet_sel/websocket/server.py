@@ -329,6 +329,7 @@ class WsServer(HttpServerInterface):
 
     # -- calling the application --------------------------------------------------------
     def _deliver(self, ws: WsConnection, data: Any) -> None:
+        # WsConnection._data_received has this inline, on the per-message path.
         try:
             self.component.on_message(ws, data)
         except Exception as exc:

@@ -47,7 +47,7 @@ setup(
     ext_modules=[Extension("ratchet_sel._speedups", ["ratchet_sel/_speedups.c"], optional=True)],
     cmdclass={"build_ext": OptionalBuildExt},
     python_requires=">=3.8",
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "prometheus_client"]},
     entry_points={"console_scripts": ["ratchet-sel=ratchet_sel.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -10,6 +10,7 @@ from .addresses import parse_network
 from .demo import Chat, Echo, chat_page
 from .http.request import parse_decimal
 from .http.server import HttpServer
+from .metrics import MetricsEndpoint
 from .origin import OriginCheck
 from .proxy import TrustedProxies
 from .pubsub import Topics
@@ -90,6 +91,12 @@ def _network(text: str) -> str:
     return text.strip()
 
 
+def _token(text: str) -> str:
+    if len(text) < 16 or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError("expected at least 16 printable characters without spaces")
+    return text
+
+
 def add_deployment_options(command: argparse.ArgumentParser) -> None:
     """The limits and policies a deployment tunes (see the README's limits table)."""
     group = command.add_argument_group("deployment limits")
@@ -108,6 +115,12 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--trusted-proxy", type=_network, action="append", default=[], metavar="CIDR",
                        help="a reverse proxy's address or network; connections from it take the client's "
                             "address from X-Forwarded-For; repeat for more (default: none)")
+    group.add_argument("--metrics", action="store_true",
+                       help="serve Prometheus metrics at GET /metrics on the same port, to loopback peers "
+                            "only (or to holders of --metrics-token)")
+    group.add_argument("--metrics-token", type=_token, metavar="TOKEN",
+                       help="with it, /metrics needs 'Authorization: Bearer TOKEN' (at least 16 characters) "
+                            "from every peer instead of being loopback-only; implies --metrics")
 
 
 def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
@@ -121,6 +134,8 @@ def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
         component = OriginCheck(component, args.allowed_origin, allow_missing=True)
     if args.trusted_proxy:
         component = TrustedProxies(component, args.trusted_proxy)
+    if args.metrics or args.metrics_token:
+        component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
     if component is not ws:
         component = HttpServer(component)    # the guards need the parsed request
     return component

@@ -18,6 +18,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from .loop import Loop
+from .stats import STATS
 
 try:  # a Python built without OpenSSL still serves plain TCP
     import ssl
@@ -158,6 +159,7 @@ class Connection:
         if not size:
             self._peer_finished()
             return
+        STATS.bytes_received += size
         try:
             # The one copy: the component gets bytes it may keep.
             self._component.on_message(self, view[:size].tobytes())
@@ -218,6 +220,7 @@ class Connection:
         except OSError as exc:
             self._write_failed(exc)
             return
+        STATS.bytes_sent += sent
         if sent < len(data):
             self._buffer_rest(memoryview(data)[sent:])
 
@@ -240,6 +243,7 @@ class Connection:
         except OSError as exc:
             self._write_failed(exc)
             return True
+        STATS.bytes_sent += sent
         if sent < len(data):
             self._buffer_rest(memoryview(data)[sent:])
         return True
@@ -265,6 +269,7 @@ class Connection:
         except OSError as exc:
             self._write_failed(exc)
             return
+        STATS.bytes_sent += sent
         if sent < total:
             rest = []
             for part in parts:  # skip what went out
@@ -314,6 +319,7 @@ class Connection:
             log.debug("%r: write failed: %s", self, exc)
             self._teardown()
             return
+        STATS.bytes_sent += sent
         del wbuf[:sent]
         if wbuf:
             if len(wbuf) > self.low_water:
@@ -410,8 +416,12 @@ class Connection:
         if self._state != Connection._LINGERING or kernel_unsent_bytes(self._sock) != 0:
             return
         try:
-            while self._sock.recv_into(self._read_view):
-                pass
+            view = self._read_view
+            for _ in range(16):
+                if not self._sock.recv_into(view):
+                    break
+            else:
+                return  # still sending: leave it to the linger
         except _WOULD_BLOCK:
             pass
         except OSError:
@@ -518,6 +528,7 @@ class TlsConnection(Connection):
                 break
             size += got
         if size:
+            STATS.bytes_received += size
             try:
                 self._component.on_message(self, view[:size].tobytes())
             except Exception as exc:
@@ -659,6 +670,7 @@ class IoServer:
         self.loop.call_later(delay, resume)
 
     def _open(self, sock: socket.socket, addr: Any, ssl_context: Any = None) -> None:
+        STATS.connections_accepted += 1
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

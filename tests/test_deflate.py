@@ -306,3 +306,13 @@ def test_the_window_after_a_final_block_spans_earlier_messages_up_to_the_agreed_
     data = reference.compress(target) + reference.flush(zlib.Z_SYNC_FLUSH)
     assert len(data) < 20                                      # back-references, not literals
     assert parser.feed(encode_frame(0x2, data[:-4], rsv1=True, mask=MASK)) == [Message(target)]
+
+
+@pytest.mark.parametrize("value", ["\xb9\xb2", "0" * 5000 + "9", "+9", "09x", "\u0669"],
+                         ids=["superscripts", "long", "sign", "suffix", "arabic-indic"])
+def test_window_bits_must_be_plain_digits(value):
+    head = ("GET / HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Extensions: permessage-deflate; "
+            "server_max_window_bits=%s, permessage-deflate\r\n\r\n" % value)
+    request = RequestParser().feed(head.encode("latin-1", "replace"))
+    extension, answer = PerMessageDeflate().negotiate(request)
+    assert answer == "permessage-deflate; server_no_context_takeover"      # the bad offer declined, the next taken

@@ -4,6 +4,7 @@ import logging
 from typing import Any, Callable, Dict, Optional, Set
 
 from ..component import MessageComponent
+from ..stats import STATS
 from .request import HttpError, Request, RequestParser
 from .response import Response, error_response
 
@@ -21,6 +22,7 @@ def send_response(conn: Any, response: Response) -> None:
 def refuse(conn: Any, status: int, reason: str, headers: Optional[Dict[str, str]] = None) -> None:
     """Answer ``conn`` with an error status and a reason, log it, and close."""
     log.info("%r: refused with %d: %s", conn, status, reason)
+    STATS.refused[status] = STATS.refused.get(status, 0) + 1
     send_response(conn, error_response(status, reason, headers))
 
 

@@ -3,6 +3,7 @@
 import logging
 from typing import Any, Iterable, List, Optional, Union
 
+from ..stats import STATS
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
                       Ping, Pong, SMALL_FRAME_HEADERS, encode_close_payload, encode_frame, encode_message, frame_header,
@@ -90,6 +91,7 @@ class WsConnection:
             frames = self._encode(message, fragment_size)
             if transport.buffered_amount and not self._room_for(sum(len(f) for f in frames)):
                 return
+            STATS.messages_sent += 1
             for frame in frames:
                 transport.send(frame)
             return
@@ -102,6 +104,7 @@ class WsConnection:
         size = len(payload)
         if transport.buffered_amount and not self._room_for(size + 10):
             return
+        STATS.messages_sent += 1
         if size < 126:
             transport.send(SMALL_FRAME_HEADERS[opcode][size] + payload)
         elif size <= _COALESCE_LIMIT:
@@ -203,6 +206,7 @@ class WsConnection:
             if kind is Message:
                 if self._state is _OPEN:
                     # WsServer._deliver, inline: this runs once per message.
+                    STATS.messages_received += 1
                     try:
                         server.component.on_message(self, event.data)
                     except Exception as exc:
@@ -271,6 +275,7 @@ class HixieConnection(WsConnection):
         if self._state is _OPEN:
             frame = hixie.encode_text(message)
             if not self.transport.buffered_amount or self._room_for(len(frame)):
+                STATS.messages_sent += 1
                 self.transport.send(frame)
 
     def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
@@ -321,5 +326,6 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
             if not conn._room_for(len(frames)):
                 continue
             transport.send(frames)
+        STATS.messages_sent += 1
         count += 1
     return count

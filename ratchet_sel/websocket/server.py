@@ -7,6 +7,7 @@ from ..component import HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
+from ..stats import STATS
 from . import hixie
 from .connection import HixieConnection, WsConnection
 from .deflate import PerMessageDeflate
@@ -144,12 +145,16 @@ class WsServer(HttpServerInterface):
     def _write_limit_reached(self, ws: WsConnection) -> None:
         if self.slow_client_policy == "drop":
             ws.dropped_messages += 1
+            STATS.messages_dropped += 1
             if ws.dropped_messages == 1:
+                STATS.slow_clients_dropping += 1
                 log.info("%r: client not reading; dropping messages past %d buffered bytes",
                          ws, self.write_limit)
             return
         log.warning("%r: client not reading; %d bytes buffered; closing with 1008",
                     ws, ws.buffered_amount)
+        if ws.is_open:
+            STATS.slow_clients_closed += 1
         ws.close(CloseCode.POLICY_VIOLATION, "client too slow: write buffer limit exceeded")
 
     def _drained(self, ws: WsConnection) -> None:
@@ -189,6 +194,10 @@ class WsServer(HttpServerInterface):
             self._forget_key3(conn)
             return
         ws._transport_closed()
+        opened = STATS.websockets_open
+        opened[ws.version] = opened.get(ws.version, 1) - 1
+        code = ws.close_code if ws.close_code is not None else CloseCode.ABNORMAL
+        STATS.closes[code] = STATS.closes.get(code, 0) + 1
         try:
             self.component.on_close(ws)
         except Exception:
@@ -313,6 +322,7 @@ class WsServer(HttpServerInterface):
 
     def _open(self, ws: WsConnection, rest: bytes) -> None:
         self.connections[ws.transport] = ws
+        STATS.websockets_open[ws.version] = STATS.websockets_open.get(ws.version, 0) + 1
         if self._on_drain is not None:
             ws.transport.low_water = self.write_low_water
             ws.transport.on_drain = lambda: self._drained(ws)
@@ -330,6 +340,7 @@ class WsServer(HttpServerInterface):
     # -- calling the application --------------------------------------------------------
     def _deliver(self, ws: WsConnection, data: Any) -> None:
         # WsConnection._data_received has this inline, on the per-message path.
+        STATS.messages_received += 1
         try:
             self.component.on_message(ws, data)
         except Exception as exc:

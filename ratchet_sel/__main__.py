@@ -1,19 +1,19 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``."""
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P`` and ``bundle APP.py -o APP.pyz``."""
 
 import argparse
 import logging
 import sys
 from typing import Any, List, Optional
 
-from . import accelerator
+from . import accelerator, bundle
 from .addresses import parse_network
-from .demo import Chat, Echo, chat_page
+from .demo import Chat, Echo, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
 from .metrics import MetricsEndpoint
 from .origin import OriginCheck
 from .proxy import TrustedProxies
-from .pubsub import Topics
+from .pubsub import PublishEndpoint, RedisPubSub, Topics
 from .server import DEFAULT_MAX_CONNECTIONS, IoServer
 from .websocket.server import WsServer
 
@@ -55,10 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
                              help="do not negotiate permessage-deflate (RFC 7692)")
+        if name == "chat":
+            command.add_argument("--redis", metavar="URL",
+                                 help="span the room over every chat server on this Redis "
+                                      "(redis://[:password@]host:port/db, or rediss:// for TLS)")
+            command.add_argument("--redis-prefix", default="ratchet_sel:", metavar="PREFIX",
+                                 help="Redis channel prefix: the room is channel PREFIXchat "
+                                      "(default: %(default)s)")
+            command.add_argument("--publish-token", metavar="TOKEN",
+                                 help="accept POST /publish with 'Authorization: Bearer TOKEN'; "
+                                      "its text body goes to every member")
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
         add_deployment_options(command)
+    bundle.add_arguments(commands.add_parser(
+        "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
+        description="build one executable zipapp of APP.py and the ratchet_sel package"))
     return parser
 
 
@@ -142,23 +155,39 @@ def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
 
 
 def build_topics(args: argparse.Namespace) -> Topics:
-    """The hub behind the chat room: in-process today; a backplane spans it over processes."""
+    """The hub behind the chat room: on Redis with ``--redis``, else in this process.
+
+    Raises ``ValueError`` for a malformed ``--redis`` URL.
+    """
+    if getattr(args, "redis", None):
+        return RedisPubSub(args.redis, prefix=args.redis_prefix)
     return Topics()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+        return bundle.run(args)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = dict(max_message_size=args.max_message_size)
     if args.no_compression:
         options["compression"] = None
+    topics: Optional[Topics] = None
     if args.command == "echo":
         log.info("masking: %s", accelerator.status)
         ws = WsServer(Echo(), **options)
     else:
-        ws = WsServer(Chat(build_topics(args)), http_handler=chat_page, **options)
+        try:
+            topics = build_topics(args)
+        except ValueError as exc:
+            log.error("--redis: %s", exc)
+            return 2
+        chat = Chat(topics)
+        publish = PublishEndpoint(topics, args.publish_token, topic=chat.room) if args.publish_token else None
+        ws = WsServer(chat, http_handler=chat_http_handler(publish), **options)
     context = None
     if args.certfile:
         import ssl  # only here: a Python without OpenSSL still serves plain ws://
@@ -196,7 +225,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
                      ws_url)
-    server.run()
+    if isinstance(topics, RedisPubSub):
+        topics.bind(server.loop)  # connect now: an unreachable Redis is reported at start
+    if args.command == "chat" and args.publish_token:
+        log.info("POST /publish accepted with the bearer token")
+    try:
+        server.run()
+    finally:
+        if topics is not None:
+            topics.close()
     log.info("stopped")
     return 0
 

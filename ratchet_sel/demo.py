@@ -1,6 +1,6 @@
 """The applications behind the command line: an echo server and a chat room."""
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .component import MessageComponent
 from .http.request import Request
@@ -8,7 +8,7 @@ from .http.response import Response
 from .pubsub import Topics
 from .websocket.connection import WsConnection
 
-__all__ = ["Echo", "Chat", "chat_page"]
+__all__ = ["Echo", "Chat", "chat_page", "chat_http_handler"]
 
 
 class Echo(MessageComponent):
@@ -108,3 +108,20 @@ def chat_page(request: Request) -> Optional[Response]:
         response.headers.append(("Content-Length", str(len(response.body))))
         response.body = b""
     return response
+
+
+def chat_http_handler(publish: Optional[Callable[[Request], Optional[Response]]] = None
+                      ) -> Callable[[Request], Optional[Response]]:
+    """The chat demo's HTTP side: the page on ``/`` and, when given, a publish endpoint.
+
+    ``publish`` is a :class:`~ratchet_sel.pubsub.PublishEndpoint` (or any
+    handler returning ``None`` for requests that are not its own).
+    """
+    if publish is None:
+        return chat_page
+
+    def handle(request: Request) -> Optional[Response]:
+        response = publish(request)
+        return response if response is not None else chat_page(request)
+
+    return handle

@@ -25,7 +25,9 @@ _HEADERS = {"x-forwarded-for": "X-Forwarded-For", "forwarded": "Forwarded"}
 
 
 def _split_outside_quotes(text: str, separator: str) -> List[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: List[str] = []
+    current: List[str] = []
+    quoted = escaped = False
     for char in text:
         if escaped:
             escaped = False
@@ -87,12 +89,11 @@ def _node_address(node: str) -> Optional[str]:
 
 def forwarded_hops(headers: Any, header: str = "X-Forwarded-For") -> List[str]:
     """The addresses a request passed through, left (client) to right (last proxy), as sent."""
+    hops: List[str] = []
     if header.lower() == "forwarded":
-        hops = []
         for value in headers.get_all("Forwarded"):
             hops.extend(element.get("for", "") for element in parse_forwarded(value))
         return hops
-    hops = []
     for value in headers.get_all(header):
         hops.extend(part.strip() for part in value.split(","))
     return hops

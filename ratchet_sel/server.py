@@ -29,6 +29,9 @@ __all__ = ["IoServer", "Connection"]
 
 log = logging.getLogger(__name__)
 
+# IoServer has a property named ``socket``, which hides the module inside its class body.
+_Socket = socket.socket
+
 #: Bytes asked of the kernel per read.  Reads land in one buffer of this size
 #: per server, reused: a fresh 256 KiB object per read would be above glibc's
 #: mmap threshold, and each read could then cost a mapping made, shrunk and
@@ -465,6 +468,8 @@ class TlsConnection(Connection):
 
     __slots__ = ("_handshake_timer",)
 
+    _sock: "ssl.SSLSocket"
+
     is_secure = True
 
     def _start_handshake(self, timeout: float) -> None:
@@ -566,7 +571,7 @@ class IoServer:
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
         self._contexts: Dict[socket.socket, Any] = {}
-        self._handshaking: Set[Connection] = set()
+        self._handshaking: Set[TlsConnection] = set()
         own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
@@ -637,7 +642,7 @@ class IoServer:
         """The port the first listening socket is (or was) bound to (the real one for port 0)."""
         return self._bound[1]
 
-    def _on_acceptable(self, listener: socket.socket) -> None:
+    def _on_acceptable(self, listener: _Socket) -> None:
         while True:
             try:
                 sock, addr = listener.accept()
@@ -669,7 +674,7 @@ class IoServer:
 
         self.loop.call_later(delay, resume)
 
-    def _open(self, sock: socket.socket, addr: Any, ssl_context: Any = None) -> None:
+    def _open(self, sock: _Socket, addr: Any, ssl_context: Any = None) -> None:
         STATS.connections_accepted += 1
         sock.setblocking(False)
         try:

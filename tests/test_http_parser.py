@@ -119,6 +119,21 @@ def test_responses():
     assert raw.endswith(b"Request header section too large\n")
 
 
+def test_expect_100_continue_is_flagged_while_the_body_is_awaited():
+    parser = RequestParser()
+    head = b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n"
+    assert parser.feed(head) is None and parser.awaits_continue
+    assert parser.feed(b"ab") is None
+    request = parser.feed(b"c")
+    assert request.body == b"abc" and not parser.awaits_continue
+    # no body, or no Expect: nothing to wait for
+    for data in (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+                 b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"):
+        parser = RequestParser()
+        parser.feed(data)
+        assert not parser.awaits_continue
+
+
 # -- hardening: bad input is a status, never an exception of another kind ------------------------------
 
 @pytest.mark.parametrize("value", [

@@ -109,6 +109,25 @@ def test_match_order_methods_hosts_and_errors():
     assert router.routes == [exact, post, get, other_host, anything, pattern]
 
 
+def test_a_wrong_host_names_the_host_asked_and_the_hosts_served():
+    router = Router()
+    router.add("/room/{name}", Responder(str), host="localhost")
+    router.add("/room/{name}", Responder(str), host="chat.example:8080")
+    router.add("/other", Responder(str), host="localhost")
+    with pytest.raises(HttpError) as info:
+        router.match(request(target="/room/a", host="127.0.0.1:8080"))
+    assert info.value.status == 404
+    assert info.value.reason == ("No route for /room/a at host '127.0.0.1' (the Host header); "
+                                 "this path is served for hosts 'localhost', 'chat.example'")
+    with pytest.raises(HttpError) as info:
+        router.match(request(target="/other", host="evil.example"))
+    assert info.value.reason.endswith("this path is served for host 'localhost'")
+    # A path no route has stays a plain 404: hosts of other paths are nobody's business.
+    with pytest.raises(HttpError) as info:
+        router.match(request(target="/nowhere", host="evil.example"))
+    assert info.value.reason == "No route for /nowhere"
+
+
 def test_components_must_take_the_request():
     class Plain(MessageComponent):
         def on_open(self, conn):

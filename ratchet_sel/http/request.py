@@ -237,6 +237,9 @@ class RequestParser:
         self._scanned = 0
         #: Bytes received after the request (already the next protocol's).
         self.remaining = b""
+        #: True once the head asked ``Expect: 100-continue`` and its body is awaited:
+        #: the client waits for an interim ``100 Continue`` before sending it.
+        self.awaits_continue = False
 
     def feed(self, data: bytes) -> Optional[Request]:
         """Add bytes; returns the request once complete, else ``None``.
@@ -263,9 +266,12 @@ class RequestParser:
             head = bytes(self._buffer[:match.start()])
             del self._buffer[:match.end()]
             self._request = self._parse_head(head)
+            self.awaits_continue = bool(self._body_left) and (
+                self._request.headers.get("Expect") or "").lower() == "100-continue"
         if self._body_left:
             if len(self._buffer) < self._body_left:
                 return None
+            self.awaits_continue = False
             self._request.body = bytes(self._buffer[:self._body_left])
             del self._buffer[:self._body_left]
             self._body_left = 0

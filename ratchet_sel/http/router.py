@@ -160,11 +160,14 @@ class Router(HttpServerInterface):
     def match(self, request: Request) -> Tuple[Route, Dict[str, str]]:
         """The route for ``request`` and its captured values; raises HttpError 404/405."""
         allowed: List[str] = []
+        hosts_served: List[str] = []
         for route in self._exact.get(request.path, []) + self._patterns:
-            if not route.serves_host(request.host):
-                continue
             params = route.match_path(request.path)
             if params is None:
+                continue
+            if not route.serves_host(request.host):
+                if route.host is not None and route.host not in hosts_served:
+                    hosts_served.append(route.host)
                 continue
             if route.allows(request.method):
                 return route, params
@@ -173,6 +176,13 @@ class Router(HttpServerInterface):
             allow = ", ".join(allowed)
             raise HttpError(405, "Method %s not allowed for %s (allowed: %s)"
                             % (request.method, request.path, allow), {"Allow": allow})
+        if hosts_served:
+            # The usual cause is a client (or a proxy) that sends another name than the one the
+            # routes were given, e.g. 127.0.0.1 for App("localhost"): say both.
+            asked = host_name(request.host) or "(none)"
+            raise HttpError(404, "No route for %s at host %r (the Host header); this path is served for "
+                                 "host%s %s" % (request.path, asked[:100], "" if len(hosts_served) == 1 else "s",
+                                                ", ".join(repr(host) for host in hosts_served)))
         raise HttpError(404, "No route for %s" % request.path)
 
     # -- the component -----------------------------------------------------------------

@@ -32,11 +32,12 @@ def refuse_over_capacity(conn: Any) -> None:
 
 
 class _Pending:
-    __slots__ = ("parser", "timer")
+    __slots__ = ("parser", "timer", "continued")
 
     def __init__(self, parser: RequestParser, timer: Any) -> None:
         self.parser = parser
         self.timer = timer
+        self.continued = False
 
 
 class RequestReader:
@@ -73,6 +74,10 @@ class RequestReader:
         if request is not None:
             self.forget(conn)
             self.on_request(conn, request, pending.parser.remaining)
+        elif pending.parser.awaits_continue and not pending.continued:
+            # curl and PHP's curl wait a second for this before sending a body past 1 KiB
+            pending.continued = True
+            conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
 
     def forget(self, conn: Any) -> bool:

@@ -4,9 +4,15 @@
 - :class:`Backplane`: what spans a hub across processes (the worker master's
   hub, Redis); see :mod:`ratchet_sel.pubsub.topics`.
 - :class:`Publication` and the wire form in :mod:`ratchet_sel.pubsub.envelope`.
+- :class:`RedisPubSub`: a hub spanning every process on one Redis server
+  (:mod:`ratchet_sel.pubsub.redis`, RESP2 on the library's loop).
+- :class:`PublishEndpoint`: ``POST /publish`` with a bearer token, push over HTTP.
 """
 
 from .envelope import Publication
+from .http_publish import PublishEndpoint
+from .redis import RedisBackplane, RedisPubSub
 from .topics import Backplane, Topics, subscriber_key
 
-__all__ = ["Topics", "Backplane", "Publication", "subscriber_key"]
+__all__ = ["Topics", "Backplane", "Publication", "subscriber_key", "RedisPubSub", "RedisBackplane",
+           "PublishEndpoint"]

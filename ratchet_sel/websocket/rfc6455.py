@@ -296,7 +296,7 @@ class _GatherPool:
 
     __slots__ = ("kept", "max_kept", "max_size", "_lock")
 
-    def __init__(self, max_kept: int = 4, max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_kept: int = 4, max_size: int = 4 * 1024 * 1024) -> None:
         self.kept: List[bytearray] = []
         self.max_kept = max_kept
         self.max_size = max_size

@@ -1,4 +1,5 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P`` and ``bundle APP.py -o APP.pyz``."""
+"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``, ``client URL`` and
+``bundle APP.py -o APP.pyz``."""
 
 import argparse
 import logging
@@ -7,6 +8,7 @@ from typing import Any, List, Optional
 
 from . import accelerator, bundle
 from .addresses import parse_network
+from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
@@ -16,6 +18,7 @@ from .proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
 from .server import DEFAULT_MAX_CONNECTIONS, IoServer
 from .websocket.server import WsServer
+from .workers import MAX_WORKERS, Worker, Workers
 
 log = logging.getLogger("ratchet_sel")
 
@@ -65,14 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--publish-token", metavar="TOKEN",
                                  help="accept POST /publish with 'Authorization: Bearer TOKEN'; "
                                       "its text body goes to every member")
+        command.add_argument("--workers", type=_worker_count, default=1, metavar="N",
+                             help="worker processes accepting on the same port, 1 to %d; the chat room "
+                                  "spans them (default: %%(default)s: one process, no SO_REUSEPORT)"
+                                  % MAX_WORKERS)
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
         add_deployment_options(command)
+    add_client_command(commands)
     bundle.add_arguments(commands.add_parser(
         "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
         description="build one executable zipapp of APP.py and the ratchet_sel package"))
     return parser
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError("must be from 1 to %d, not %d" % (MAX_WORKERS, count))
+    return count
 
 
 def _count(text: str) -> int:
@@ -136,8 +154,11 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
                             "from every peer instead of being loopback-only; implies --metrics")
 
 
-def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
-    """``ws`` with the deployment options applied: the component IoServer serves."""
+def build_stack(args: argparse.Namespace, ws: WsServer, worker: Optional[Worker] = None) -> Any:
+    """``ws`` with the deployment options applied: the component IoServer serves.
+
+    In a worker of ``--workers``, ``/metrics`` answers for every worker.
+    """
     if args.idle_timeout:
         ws.idle_timeout = args.idle_timeout
     if args.keepalive:
@@ -148,20 +169,45 @@ def build_stack(args: argparse.Namespace, ws: WsServer) -> Any:
     if args.trusted_proxy:
         component = TrustedProxies(component, args.trusted_proxy)
     if args.metrics or args.metrics_token:
-        component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
+        if worker is None:
+            component = MetricsEndpoint(component, token=args.metrics_token)   # judges the socket's peer
+        else:
+            worker.share_metrics()
+            component = MetricsEndpoint(component, token=args.metrics_token, snapshots=worker.metrics_snapshots)
+            component.watch_loop(worker.loop)
     if component is not ws:
         component = HttpServer(component)    # the guards need the parsed request
     return component
 
 
-def build_topics(args: argparse.Namespace) -> Topics:
-    """The hub behind the chat room: on Redis with ``--redis``, else in this process.
+def build_topics(args: argparse.Namespace, worker: Optional[Worker] = None) -> Topics:
+    """The hub behind the chat room: on Redis with ``--redis``, else in this process
+    (in a worker of ``--workers``: through the master's hub, spanning every worker).
 
-    Raises ``ValueError`` for a malformed ``--redis`` URL.
+    In a worker, a Redis hub is bound to the worker's loop.  Raises
+    ``ValueError`` for a malformed ``--redis`` URL.
     """
     if getattr(args, "redis", None):
-        return RedisPubSub(args.redis, prefix=args.redis_prefix)
+        redis = RedisPubSub(args.redis, prefix=args.redis_prefix)
+        if worker is not None:
+            redis.bind(worker.loop)
+            worker.on_stop(redis.close)
+        return redis
+    if worker is not None:
+        return worker.topics
     return Topics()
+
+
+def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -> WsServer:
+    """The WebSocket server of the chosen command; the chat room is on ``topics``."""
+    options = dict(max_message_size=args.max_message_size)
+    if args.no_compression:
+        options["compression"] = None
+    if args.command == "echo":
+        return WsServer(Echo(), **options)
+    chat = Chat(topics)
+    publish = PublishEndpoint(chat.topics, args.publish_token, topic=chat.room) if args.publish_token else None
+    return WsServer(chat, http_handler=chat_http_handler(publish), **options)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -170,24 +216,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "bundle":
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
         return bundle.run(args)
+    if args.command == "client":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
+        return run_client(args)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = dict(max_message_size=args.max_message_size)
-    if args.no_compression:
-        options["compression"] = None
+                        format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
+                        + "%(name)s: %(message)s")
     topics: Optional[Topics] = None
     if args.command == "echo":
         log.info("masking: %s", accelerator.status)
-        ws = WsServer(Echo(), **options)
-    else:
+    if args.command == "chat":
         try:
             topics = build_topics(args)
         except ValueError as exc:
             log.error("--redis: %s", exc)
             return 2
-        chat = Chat(topics)
-        publish = PublishEndpoint(topics, args.publish_token, topic=chat.room) if args.publish_token else None
-        ws = WsServer(chat, http_handler=chat_http_handler(publish), **options)
+        if args.workers > 1:
+            topics.close()  # only checked here: each worker builds its own after fork
+            topics = None
     context = None
     if args.certfile:
         import ssl  # only here: a Python without OpenSSL still serves plain ws://
@@ -201,34 +247,43 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.keyfile or args.tls_port is not None:
         log.error("--keyfile and --tls-port need --certfile")
         return 2
-    component = build_stack(args, ws)
+    wanted = [(context, args.port)] if args.tls_port is None else [(None, args.port), (context, args.tls_port)]
+    server: Any = None
     try:
-        if context is not None and args.tls_port is None:
-            server = IoServer(component, args.host, args.port, ssl_context=context,
-                              max_connections=args.max_connections)
-            listeners = [(True, server.socket)]
+        if args.workers > 1:
+            server = Workers(lambda worker: build_stack(args, build_component(
+                args, build_topics(args, worker) if args.command == "chat" else None), worker), args.workers,
+                server_options=dict(max_connections=args.max_connections))
+            bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:
-            server = IoServer(component, args.host, args.port, max_connections=args.max_connections)
-            listeners = [(False, server.socket)]
-            if context is not None:
-                listeners.append((True, server.listen(args.host, args.tls_port, ssl_context=context)))
+            server = IoServer(build_stack(args, build_component(args, topics)), args.host, args.port,
+                              ssl_context=wanted[0][0], max_connections=args.max_connections)
+            bound = [(wanted[0][0] is not None, server.socket.getsockname()[:2])]
+            if len(wanted) > 1:
+                bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))
     except OSError as exc:
-        log.error("cannot listen on %s: %s", args.host, exc)
+        log.error("%s", exc.strerror or exc)  # names the address and the port
+        if isinstance(server, IoServer):
+            server.close()
+            server.loop.close()
+        elif server is not None:
+            server.close()
         return 1
     if args.host in _WILDCARDS:
         log.info("listening on all interfaces (%s)", args.host or "0.0.0.0")
-    for secure, sock in listeners:
-        host, port = sock.getsockname()[:2]
+    for secure, (host, port) in bound:
         ws_url = _url("wss" if secure else "ws", host, port)
         if args.command == "echo":
             log.info("echo server listening on %s", ws_url)
         else:
             log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
                      ws_url)
-    if isinstance(topics, RedisPubSub):
-        topics.bind(server.loop)  # connect now: an unreachable Redis is reported at start
     if args.command == "chat" and args.publish_token:
         log.info("POST /publish accepted with the bearer token")
+    if isinstance(server, Workers):
+        return server.run()
+    if isinstance(topics, RedisPubSub):
+        topics.bind(server.loop)  # connect now: an unreachable Redis is reported at start
     try:
         server.run()
     finally:

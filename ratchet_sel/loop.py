@@ -437,6 +437,30 @@ class Loop:
             self._ready.extend(self._threadsafe)
             self._threadsafe.clear()
 
+    def close_after_fork(self) -> None:
+        """Drop a loop inherited through ``fork`` in the child, leaving the parent's loop intact.
+
+        The child's copy of an epoll selector is the parent's kernel object:
+        unregistering anything from it would change the parent's loop, so the
+        descriptors are only closed.  Signal handlers this loop installed are
+        reset to the defaults and the signal wake-up descriptor is cleared.
+        Must not be called on a running loop of this process.
+        """
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)
+            for signum in self._signal_handlers:
+                signal.signal(signum, signal.SIG_DFL)
+        self._signal_handlers.clear()
+        self._pending_signals.clear()
+        self._timers.clear()
+        self._ready.clear()
+        self._flushers.clear()
+        self._registrations.clear()
+        self._running = False
+        self._selector.close()  # closes the descriptor; no unregister reaches the shared kernel object
+        self._wake_recv.close()
+        self._wake_send.close()
+
     def close(self) -> None:
         """Release the selector and the wake-up sockets."""
         if self._running:

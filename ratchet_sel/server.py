@@ -25,7 +25,7 @@ try:  # a Python built without OpenSSL still serves plain TCP
 except ImportError:  # pragma: no cover
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["IoServer", "Connection"]
+__all__ = ["IoServer", "Connection", "bind_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -546,6 +546,36 @@ def _is_ipv6(address: str) -> bool:
     return ":" in address
 
 
+def bind_listener(address: str, port: int, *, backlog: Optional[int] = 1024,
+                  reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``address``/``port`` (``"::"`` is dual-stack), listening unless ``backlog`` is None.
+
+    ``reuse_port`` sets ``SO_REUSEPORT`` (Linux: the kernel spreads the
+    connections over every socket of the port).  A failure raises
+    :class:`OSError` whose message names the address and the port, with the
+    errno of the cause (``errno.EADDRINUSE`` for a busy port).
+    """
+    family = socket.AF_INET6 if _is_ipv6(address) else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            option = getattr(socket, "SO_REUSEPORT", None)
+            if option is None:
+                raise OSError(errno.ENOPROTOOPT, "SO_REUSEPORT is not available on this platform")
+            sock.setsockopt(socket.SOL_SOCKET, option, 1)
+        if family == socket.AF_INET6 and address in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((address, port))
+        if backlog is not None:
+            sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        where = "[%s]:%d" % (address, port) if family == socket.AF_INET6 else "%s:%d" % (address, port)
+        raise OSError(exc.errno, "cannot listen on %s: %s" % (where, exc.strerror or exc)) from exc
+    return sock
+
+
 class IoServer:
     """Accepts TCP connections and drives ``component`` for each of them.
 
@@ -560,13 +590,20 @@ class IoServer:
     servers answer 503) or closed, and logged.  ``close_timeout`` (5 s) bounds
     how long a closing connection may take to flush and to see the peer's FIN;
     ``shutdown_timeout`` (5 s) bounds a graceful :meth:`shutdown`.
+
+    ``reuse_port`` sets ``SO_REUSEPORT`` so that several processes accept on
+    one port (prefork workers, see :mod:`ratchet_sel.workers`); off by
+    default, so that a second server started by mistake on a busy port fails.
+    ``sock`` serves an already listening socket instead of binding
+    ``address`` and ``port``.
     """
 
     def __init__(self, component: Any, address: str = "0.0.0.0", port: int = 80,
                  loop: Optional[Loop] = None, *, backlog: int = 1024,
                  max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
                  ssl_context: Any = None, tls_handshake_timeout: float = 10.0,
-                 close_timeout: float = 5.0, shutdown_timeout: float = 5.0) -> None:
+                 close_timeout: float = 5.0, shutdown_timeout: float = 5.0,
+                 reuse_port: bool = False, sock: Optional[socket.socket] = None) -> None:
         self.component = component
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
@@ -586,7 +623,10 @@ class IoServer:
         # Every connection of this server reads into this buffer (one loop, one thread).
         self._read_view = memoryview(bytearray(RECV_SIZE))
         try:
-            self.listen(address, port, backlog=backlog, ssl_context=ssl_context)
+            if sock is not None:
+                self.adopt(sock, ssl_context=ssl_context)
+            else:
+                self.listen(address, port, backlog=backlog, ssl_context=ssl_context, reuse_port=reuse_port)
         except BaseException:
             if own_loop:
                 self.loop.close()
@@ -599,24 +639,20 @@ class IoServer:
 
     # -- listening -----------------------------------------------------------
     def listen(self, address: str, port: int, *, backlog: int = 1024,
-               ssl_context: Any = None) -> socket.socket:
+               ssl_context: Any = None, reuse_port: bool = False) -> socket.socket:
         """Listen on one more address (IPv6 beside IPv4, TLS beside plain); returns the socket.
 
         With ``ssl_context`` (an :class:`ssl.SSLContext` for the server side)
-        connections on this address speak TLS (``wss://``).
+        connections on this address speak TLS (``wss://``).  ``reuse_port``:
+        see the class.  A failure raises :class:`OSError` naming the address
+        and the port.
         """
-        family = socket.AF_INET6 if _is_ipv6(address) else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and address in ("::", ""):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.bind((address, port))
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        return self.adopt(bind_listener(address, port, backlog=backlog, reuse_port=reuse_port),
+                          ssl_context=ssl_context)
+
+    def adopt(self, sock: socket.socket, *, ssl_context: Any = None) -> socket.socket:
+        """Serve an already bound and listening socket (e.g. one a prefork master made); returns it."""
+        sock.setblocking(False)
         if not self._listeners:
             self._bound = sock.getsockname()
         self._listeners.append(sock)

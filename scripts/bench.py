@@ -1016,6 +1016,12 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    # --workers-group: the prefork rows (--workers 2 against --workers 1) of scripts/bench_workers.py,
+    # which takes the same --quick/--rounds/--workdir.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--workers-group" in argv:
+        import bench_workers
+        return bench_workers.main([a for a in argv if a != "--workers-group"])
     args = parse_args(argv)
     ctx = Ctx()
     ctx.quick = args.quick

@@ -9,6 +9,8 @@ import sys
 import pytest
 from wsclient import WsClient
 
+from ratchet_sel.client import ConnectionClosed, connect
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,14 +29,18 @@ def test_example_chat_relays_and_stops_on_sigterm(tmp_path):
                 port = int(match.group(1))
                 break
         assert port, "the example did not log its URL"
-        with WsClient(port) as alice, WsClient(port) as bob, WsClient(port, version="8") as carol:
+        url = "ws://127.0.0.1:%d/" % port
+        # carol speaks HyBi-10 (version 8), which only the test helper does.
+        with connect(url) as alice, connect(url) as bob, WsClient(port, version="8") as carol:
             alice.send("hi all")
-            assert bob.recv_message() == "hi all"
+            assert bob.recv(10) == "hi all"
             assert carol.recv_message() == "hi all"
             carol.send(b"\x00\x01")
-            assert alice.recv_message() == b"\x00\x01"
+            assert alice.recv(10) == b"\x00\x01"
             proc.send_signal(signal.SIGTERM)
-            assert alice.expect_close().code == 1001
+            with pytest.raises(ConnectionClosed) as closed:
+                alice.recv(10)
+            assert closed.value.code == 1001
         assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()

@@ -5,6 +5,10 @@ a request it picks the first offer it can honour and returns a per-connection
 :class:`DeflateExtension` with the response header value.  The extension
 inflates what the frame parser hands it (bounded, so a zip bomb fails before
 memory is spent) and encodes outgoing messages, with RSV1 on the first frame.
+A client builds its offer with :class:`DeflateOffer`, whose ``accept`` checks
+the server's answer and returns the same :class:`DeflateExtension` in its
+client role (the peer's parameters govern inflating, ours deflating); the
+client passes ``mask_source`` to :meth:`DeflateExtension.encode_message`.
 
 Memory, by design: a connection holds no zlib state until it needs some.
 With ``server_no_context_takeover`` (the default) all connections share one
@@ -15,12 +19,12 @@ message when the client promised ``client_no_context_takeover``.
 """
 
 import zlib
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..http.request import Request, parse_decimal
 from .rfc6455 import OP_CONTINUATION, OP_TEXT, OP_BINARY, CloseCode, ProtocolViolation, encode_frame
 
-__all__ = ["PerMessageDeflate", "DeflateExtension", "parse_extension_header"]
+__all__ = ["PerMessageDeflate", "DeflateExtension", "DeflateOffer", "parse_extension_header"]
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"  # the end of a sync flush, stripped on the wire (RFC 7692 7.2.1)
@@ -154,13 +158,17 @@ class PerMessageDeflate:
 class DeflateExtension:
     """One connection's permessage-deflate state (see the module docstring).
 
-    The frame parser calls :meth:`start_message`, :meth:`decompress` and
-    :meth:`end_message`; the connection calls :meth:`encode_message`.
+    The parameters are those of the agreement, named as RFC 7692 names them
+    (``server_bits`` is the server's window whichever side we are);
+    ``client_side`` says which of them govern what we send and what we
+    receive.  The frame parser calls
+    :meth:`start_message`, :meth:`decompress` and :meth:`end_message`; the
+    connection calls :meth:`encode_message`.
 
     Inbound, the result is a function of the message's bytes alone, however
     they arrive: a message is decoded as one deflate stream that starts with
-    the last ``2**client_bits`` bytes of earlier output as its history (none
-    without client context takeover) and may reach back as far as deflate
+    the last ``2**bits`` (the peer's agreed window) bytes of earlier output as its history (none
+    without the peer's context takeover) and may reach back as far as deflate
     allows (32 KiB).  The inflater normally holds only the agreed window; zlib
     resolves references further back whenever they fall within one call's
     output, which depends on how the bytes were split.  So when that small
@@ -171,22 +179,32 @@ class DeflateExtension:
     back into it.
     """
 
-    __slots__ = ("config", "server_bits", "client_bits", "server_takeover", "client_takeover",
+    __slots__ = ("config", "server_bits", "client_bits", "server_takeover", "client_takeover", "client_side",
+                 "_inflate_bits", "_inflate_takeover", "_deflate_bits", "_deflate_takeover",
                  "_inflater", "_deflater", "shared_key", "_history", "_recent", "_input", "_produced", "_full")
 
-    def __init__(self, config: PerMessageDeflate, server_bits: int, client_bits: int,
-                 server_takeover: bool, client_takeover: bool) -> None:
+    def __init__(self, config: Any, server_bits: int, client_bits: int,
+                 server_takeover: bool, client_takeover: bool, *, client_side: bool = False) -> None:
         self.config = config
         self.server_bits = server_bits
         self.client_bits = client_bits
         self.server_takeover = server_takeover
         self.client_takeover = client_takeover
+        self.client_side = client_side
+        # What the peer sends follows the peer's parameters, what we send ours.
+        if client_side:
+            self._inflate_bits, self._inflate_takeover = server_bits, server_takeover
+            self._deflate_bits, self._deflate_takeover = client_bits, client_takeover
+        else:
+            self._inflate_bits, self._inflate_takeover = client_bits, client_takeover
+            self._deflate_bits, self._deflate_takeover = server_bits, server_takeover
         self._inflater: Any = None
         self._deflater: Any = None
         #: Connections with equal keys produce identical frames for a message
-        #: (None: this one's frames depend on its own history).
-        self.shared_key = None if server_takeover else ("deflate", server_bits, id(config))
-        self._history = b""              # the window before this message: its last 2**client_bits bytes
+        #: (None: this one's frames depend on its own history, or are masked).
+        self.shared_key = (None if self._deflate_takeover or client_side
+                           else ("deflate", self._deflate_bits, id(config)))
+        self._history = b""              # the window before this message: its last 2**_inflate_bits bytes
         self._recent: Any = None         # this message's output, its tail at least (bytearray)
         self._input: Any = None          # this message's compressed bytes, for a decode with the full window
         self._produced = 0               # output handed to the parser in this message
@@ -196,7 +214,7 @@ class DeflateExtension:
     def start_message(self) -> None:
         """A compressed message begins."""
         if self._inflater is None:
-            self._inflater = self._new_inflater(self.client_bits, self._history)
+            self._inflater = self._new_inflater(self._inflate_bits, self._history)
         self._recent = bytearray()
         self._input = bytearray()
         self._produced = 0
@@ -215,8 +233,8 @@ class DeflateExtension:
     def end_message(self, limit: int) -> bytes:
         """The message is complete: inflate the stripped tail (RFC 7692 7.2.2)."""
         out = self.decompress(_TAIL, limit)
-        if self.client_takeover:
-            window = 1 << self.client_bits
+        if self._inflate_takeover:
+            window = 1 << self._inflate_bits
             self._history = bytes((self._history + bytes(self._recent))[-window:])
             if self._full:
                 self._inflater = None    # back to the agreed window, primed with the history
@@ -236,9 +254,9 @@ class DeflateExtension:
             # The stream ended with a final block: what follows starts a new
             # one with the same history.
             rest = inflater.unused_data
-            window = 1 << self.client_bits
+            window = 1 << self._inflate_bits
             history = (self._history + bytes(self._recent[-window:]))[-window:]
-            inflater = self._inflater = self._new_inflater(15 if self._full else self.client_bits, history)
+            inflater = self._inflater = self._new_inflater(15 if self._full else self._inflate_bits, history)
             more = inflater.decompress(rest, max(limit - len(out), 1))
             self._keep(more)
             out += more
@@ -248,7 +266,7 @@ class DeflateExtension:
     def _keep(self, out: bytes) -> None:
         recent = self._recent
         recent += out
-        window = 1 << self.client_bits
+        window = 1 << self._inflate_bits
         if len(recent) > 2 * window:
             del recent[:-window]
 
@@ -267,19 +285,23 @@ class DeflateExtension:
     # -- outbound ---------------------------------------------------------------
     def compress(self, payload: bytes) -> bytes:
         """The compressed payload of one message, tail stripped."""
-        if self.server_takeover:
+        if self._deflate_takeover:
             if self._deflater is None:
-                self._deflater = self.config._compressor(self.server_bits)
+                self._deflater = self.config._compressor(self._deflate_bits)
             data = self._deflater.compress(payload) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
         else:
-            shared = self.config._shared_compressor(self.server_bits)
+            shared = self.config._shared_compressor(self._deflate_bits)
             data = shared.compress(payload) + shared.flush(zlib.Z_FULL_FLUSH)
         if data.endswith(_TAIL):
             data = data[:-4]
         return data or b"\x00"
 
-    def encode_message(self, message: Union[str, bytes], fragment_size: int = 0) -> List[bytes]:
-        """The frames of one message, compressed when it is long enough to gain."""
+    def encode_message(self, message: Union[str, bytes], fragment_size: int = 0,
+                       mask_source: Optional[Callable[[], bytes]] = None) -> List[bytes]:
+        """The frames of one message, compressed when it is long enough to gain.
+
+        ``mask_source`` (a function returning 4 random bytes) makes client-side masked frames.
+        """
         if isinstance(message, str):
             opcode, payload = OP_TEXT, message.encode("utf-8")
         else:
@@ -288,10 +310,114 @@ class DeflateExtension:
         if compressed:
             payload = self.compress(payload)
         if fragment_size <= 0 or len(payload) <= fragment_size:
-            return [encode_frame(opcode, payload, True, compressed)]
+            return [encode_frame(opcode, payload, True, compressed, mask_source() if mask_source else None)]
         frames = []
         for start in range(0, len(payload), fragment_size):
             frames.append(encode_frame(opcode if start == 0 else OP_CONTINUATION,
                                        payload[start:start + fragment_size],
-                                       start + fragment_size >= len(payload), compressed and start == 0))
+                                       start + fragment_size >= len(payload), compressed and start == 0,
+                                       mask_source() if mask_source else None))
         return frames
+
+
+class DeflateOffer:
+    """A client's permessage-deflate offer, and the check of the server's answer.
+
+    The default offer, ``permessage-deflate; client_no_context_takeover;
+    client_max_window_bits``, lets the server pick our window and promises
+    that each of our messages stands alone, so that servers may free their
+    inflater between messages (we keep no compressor per connection either).
+
+    - ``client_no_context_takeover`` (True): the promise above; False lets our
+      messages refer to earlier ones (better ratio, 64 KiB more per connection).
+    - ``server_no_context_takeover`` (False): ask the server to compress each
+      message on its own, so our inflater is freed between messages.
+    - ``server_max_window_bits`` (None): ask the server for a smaller window.
+    - ``client_max_window_bits`` (True): allow the server to set our window;
+      an int 8-15 also caps it.
+    - ``mem_level`` (8), ``level`` (6), ``threshold`` (128): as for the server.
+    """
+
+    def __init__(self, *, client_no_context_takeover: bool = True, server_no_context_takeover: bool = False,
+                 server_max_window_bits: Optional[int] = None, client_max_window_bits: Union[bool, int] = True,
+                 mem_level: int = 8, level: int = 6, threshold: int = 128) -> None:
+        for bits in (server_max_window_bits, client_max_window_bits):
+            if not isinstance(bits, bool) and bits is not None and not 8 <= bits <= 15:
+                raise ValueError("window bits must be 8 to 15")
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_no_context_takeover = server_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits
+        self.mem_level = mem_level
+        self.level = level
+        self.threshold = threshold
+        self._shared: Dict[int, Any] = {}
+
+    def header_value(self) -> str:
+        """The Sec-WebSocket-Extensions value of the offer."""
+        parts = [EXTENSION_NAME]
+        if self.client_no_context_takeover:
+            parts.append("client_no_context_takeover")
+        if self.server_no_context_takeover:
+            parts.append("server_no_context_takeover")
+        if self.server_max_window_bits is not None:
+            parts.append("server_max_window_bits=%d" % self.server_max_window_bits)
+        if self.client_max_window_bits is True:
+            parts.append("client_max_window_bits")
+        elif self.client_max_window_bits is not False:
+            parts.append("client_max_window_bits=%d" % self.client_max_window_bits)
+        return "; ".join(parts)
+
+    def accept(self, values: List[str]) -> Optional[DeflateExtension]:
+        """The client-side extension the server's Sec-WebSocket-Extensions values agree to.
+
+        ``None`` when the server declined (no values).  Raises
+        :class:`ValueError` naming the fault when the answer is not one our
+        offer allows (RFC 7692 section 7.1): another extension, a second
+        element, an unknown, repeated or out-of-range parameter.
+        """
+        elements = parse_extension_header(values)
+        if not elements:
+            return None
+        for name, _ in elements:
+            if name != EXTENSION_NAME:
+                raise ValueError("the server accepted extension %r, which was not offered" % name)
+        if len(elements) > 1:
+            raise ValueError("the server accepted permessage-deflate more than once")
+        seen: Dict[str, Optional[str]] = {}
+        for key, value in elements[0][1]:
+            if key not in _PARAMETERS:
+                raise ValueError("unknown permessage-deflate parameter %r" % key)
+            if key in seen:
+                raise ValueError("repeated permessage-deflate parameter %r" % key)
+            seen[key] = value
+        for flag in ("server_no_context_takeover", "client_no_context_takeover"):
+            if flag in seen and seen[flag] is not None:
+                raise ValueError("%s takes no value" % flag)
+        if self.server_no_context_takeover and "server_no_context_takeover" not in seen:
+            raise ValueError("server_no_context_takeover was asked for and not granted")
+
+        server_bits = 15
+        if "server_max_window_bits" in seen:
+            server_bits = _window_bits(seen["server_max_window_bits"])
+            if self.server_max_window_bits is not None and server_bits > self.server_max_window_bits:
+                raise ValueError("server_max_window_bits=%d exceeds the %d offered"
+                                 % (server_bits, self.server_max_window_bits))
+        elif self.server_max_window_bits is not None:
+            raise ValueError("server_max_window_bits was asked for and not granted")
+
+        client_bits = 15 if self.client_max_window_bits in (True, False) else int(self.client_max_window_bits)
+        if "client_max_window_bits" in seen:
+            if self.client_max_window_bits is False:
+                raise ValueError("client_max_window_bits in the answer, but it was not offered")
+            client_bits = min(client_bits, _window_bits(seen["client_max_window_bits"]))
+
+        return DeflateExtension(self, server_bits, client_bits,
+                                server_takeover="server_no_context_takeover" not in seen,
+                                client_takeover=not (self.client_no_context_takeover
+                                                     or "client_no_context_takeover" in seen),
+                                client_side=True)
+
+    # The compressor helpers a DeflateExtension asks its configuration for.
+    _compressor = PerMessageDeflate._compressor
+    _shared_compressor = PerMessageDeflate._shared_compressor

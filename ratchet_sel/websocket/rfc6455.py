@@ -335,22 +335,29 @@ class FrameParser:
 
     ``max_message_size`` bounds a whole (decompressed) message and
     ``max_frame_size`` a single frame; both answer 1009.  ``require_mask``
-    enforces the client-to-server masking rule (RFC 6455 5.1).
+    enforces the client-to-server masking rule (RFC 6455 5.1), and
+    ``forbid_mask`` its server-to-client side: a client parsing a server's
+    frames passes ``require_mask=False, forbid_mask=True``.
     ``extension``, when set, owns RSV1 (permessage-deflate): it must have
     ``start_message()``, ``decompress(data, limit) -> bytes`` and
     ``end_message(limit) -> bytes``.
     """
 
-    __slots__ = ("max_message_size", "max_frame_size", "require_mask", "extension", "_single_frame_limit",
+    __slots__ = ("max_message_size", "max_frame_size", "require_mask", "forbid_mask", "extension",
+                 "_single_frame_limit", "_masked_fast_path",
                  "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
                  "_message_opcode", "_message_compressed", "_message_size", "_received",
                  "_message_data", "_decoder", "_frame_buffer", "_frame_filled")
 
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
-                 require_mask: bool = True, extension: Any = None) -> None:
+                 require_mask: bool = True, forbid_mask: bool = False, extension: Any = None) -> None:
+        if require_mask and forbid_mask:
+            raise ValueError("frames cannot be both required to be masked and forbidden to be")
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size if max_frame_size is not None else max_message_size
         self.require_mask = require_mask
+        self.forbid_mask = forbid_mask
+        self._masked_fast_path = not forbid_mask
         self.extension = extension
         self._single_frame_limit = min(self.max_frame_size, max_message_size)
         self._buffer: Any = b""          # bytes of an incomplete frame header or control frame
@@ -461,7 +468,7 @@ class FrameParser:
                 if end - pos < header:
                     return pos
             payload_start = pos + header
-            if (fin and masked and not first & 0x70 and (opcode == OP_TEXT or opcode == OP_BINARY)
+            if (fin and masked and self._masked_fast_path and not first & 0x70 and (opcode == OP_TEXT or opcode == OP_BINARY)
                     and end - payload_start >= length and length <= self._single_frame_limit
                     and self._message_opcode is None):
                 # The common case, already valid by the checks above: a whole
@@ -523,6 +530,8 @@ class FrameParser:
             raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "new data frame before the last message ended")
         if self.require_mask and not masked:
             raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "client frame not masked")
+        if self.forbid_mask and masked:
+            raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "server frame masked")
         if opcode < OP_CLOSE:
             if length > self.max_frame_size:
                 raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, "frame of %d bytes exceeds the limit of %d"

@@ -1,0 +1,429 @@
+"""The loop-based client: ``connect_async(loop, url, component)``.
+
+The connection runs on a :class:`~ratchet_sel.Loop` next to any servers of
+that loop and drives a server-style component: ``on_open(conn)``,
+``on_message(conn, str | bytes)``, ``on_close(conn)`` (exactly once after
+``on_open``) and ``on_error(conn, exc)``.  A failed connection attempt (DNS,
+TCP, TLS, timeout, a bad handshake) calls ``on_error`` alone, since the
+connection never opened.  One process can so relay between a server it
+serves and one it consumes, without threads.
+"""
+
+import errno
+import ipaddress
+import logging
+import socket
+import threading
+from typing import Any, Optional, Sequence, Union
+
+from ..websocket.rfc6455 import CloseCode, Message
+from .handshake import ClientHandshake, HandshakeError, Target, parse_url
+from .options import client_offer, client_ssl_context
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
+
+try:
+    import ssl
+    _WANT_READ: tuple = (ssl.SSLWantReadError,)
+    _WANT_WRITE: tuple = (ssl.SSLWantWriteError,)
+except ImportError:  # pragma: no cover
+    ssl = None  # type: ignore[assignment]
+    _WANT_READ = _WANT_WRITE = ()
+
+__all__ = ["connect_async", "AsyncClientConnection"]
+
+log = logging.getLogger(__name__)
+
+_RECV_SIZE = 256 * 1024
+_WOULD_BLOCK = (BlockingIOError, InterruptedError) + _WANT_READ + _WANT_WRITE
+
+_CONNECTING, _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = "connecting", "handshake", "open", "closing", "closed"
+
+
+def connect_async(loop: Any, url: str, component: Any, *, subprotocols: Sequence[str] = (),
+                  headers: Any = None, origin: Optional[str] = None, timeout: float = 10,
+                  compression: Any = True, ssl_context: Any = None,
+                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                  close_timeout: float = 5) -> "AsyncClientConnection":
+    """Start connecting to ``url`` on ``loop``; returns the connection object at once.
+
+    The options are those of :func:`~ratchet_sel.client.connect`; ``timeout``
+    bounds connecting plus the opening handshake (``on_error`` gets a
+    :class:`TimeoutError`), ``close_timeout`` the closing handshake.  Call it
+    from the loop thread (or before the loop runs).
+    """
+    target = parse_url(url)
+    handshake = ClientHandshake(target, subprotocols=subprotocols, headers=headers, origin=origin,
+                                offer=client_offer(compression))
+    conn = AsyncClientConnection(loop, target, component, handshake, max_message_size, close_timeout)
+    context = None
+    if target.secure:
+        context = ssl_context if ssl_context is not None else client_ssl_context()
+    conn._start(context, timeout)
+    return conn
+
+
+class AsyncClientConnection:
+    """A client connection on a loop, the same object in every callback.
+
+    Like a server-side connection it has ``send``, ``ping``, ``close``,
+    ``abort``, ``is_open``, ``subprotocol``, ``close_code`` and
+    ``close_reason``; plus ``url``, ``response_headers`` and ``extension``
+    once open.  User attributes may be added freely.
+    """
+
+    def __init__(self, loop: Any, target: Target, component: Any, handshake: ClientHandshake,
+                 max_message_size: int, close_timeout: float) -> None:
+        self.loop = loop
+        self.url = target.url
+        self.component = component
+        self.subprotocol: Optional[str] = None
+        self.response_headers = handshake.response_headers
+        self.extension: Any = None
+        self.close_timeout = close_timeout
+        self._target = target
+        self._handshake = handshake
+        self._max_message_size = max_message_size
+        self._protocol: Optional[ClientProtocol] = None
+        self._sock: Any = None
+        self._state = _CONNECTING
+        self._wbuf = bytearray()
+        self._writing = False
+        self._timer: Any = None
+        self._failure: Optional[BaseException] = None
+
+    def __repr__(self) -> str:
+        return "<AsyncClientConnection %s %s>" % (self.url, self._state)
+
+    @property
+    def is_open(self) -> bool:
+        """True while messages may be sent."""
+        return self._state == _OPEN and self._protocol is not None and self._protocol.is_open
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The close code once closed (1006 when the connection dropped), else ``None``."""
+        closed = self._protocol.closed if self._protocol is not None else None
+        return closed.code if closed is not None else None
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason once closed."""
+        closed = self._protocol.closed if self._protocol is not None else None
+        return closed.reason if closed is not None else ""
+
+    # -- connecting ------------------------------------------------------------
+    def _start(self, context: Any, timeout: float) -> None:
+        self._context = context
+        self._timer = self.loop.call_later(timeout, self._timed_out, timeout)
+        host = self._target.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # getaddrinfo blocks: resolve on a helper thread, go on in the loop.
+            threading.Thread(target=self._resolve, name="ratchet_sel-resolve", daemon=True).start()
+            return
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._connect([(family, (host, self._target.port))])
+
+    def _resolve(self) -> None:
+        try:
+            infos = socket.getaddrinfo(self._target.host, self._target.port, type=socket.SOCK_STREAM)
+            addresses = [(info[0], info[4]) for info in infos]
+            self.loop.call_soon_threadsafe(self._connect, addresses)
+        except OSError as exc:
+            self.loop.call_soon_threadsafe(self._fail_attempt, exc)
+
+    def _connect(self, addresses: list) -> None:
+        if self._state != _CONNECTING:
+            return
+        if not addresses:
+            self._fail_attempt(OSError("no address to connect to for %s" % self._target.host))
+            return
+        family, address = addresses[0]
+        self._addresses = addresses[1:]
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setblocking(False)
+        try:
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        err = self._sock.connect_ex(address)
+        if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            self.loop.add_writer(self._sock, self._connected)
+        else:
+            self._next_address(OSError(err, "cannot connect to %s: %s" % (address, errno.errorcode.get(err, err))))
+
+    def _next_address(self, exc: OSError) -> None:
+        self.loop.forget(self._sock)
+        self._sock.close()
+        if self._addresses:
+            self._connect(self._addresses)
+        else:
+            self._fail_attempt(exc)
+
+    def _connected(self) -> None:
+        self.loop.remove_writer(self._sock)
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._next_address(OSError(err, "cannot connect to %s:%d: %s"
+                                       % (self._target.host, self._target.port, errno.errorcode.get(err, err))))
+            return
+        if self._context is None:
+            self._begin_handshake()
+            return
+        try:
+            self._sock = self._context.wrap_socket(self._sock, server_hostname=self._target.host,
+                                                   do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            self._fail_attempt(exc)
+            return
+        self._tls_step()
+
+    def _tls_step(self) -> None:
+        try:
+            self._sock.do_handshake()
+        except _WANT_READ:
+            self.loop.remove_writer(self._sock)
+            self.loop.add_reader(self._sock, self._tls_step)
+            return
+        except _WANT_WRITE:
+            self.loop.remove_reader(self._sock)
+            self.loop.add_writer(self._sock, self._tls_step)
+            return
+        except (OSError, ValueError) as exc:
+            self._fail_attempt(exc)
+            return
+        self.loop.forget(self._sock)
+        self._begin_handshake()
+
+    def _begin_handshake(self) -> None:
+        self._state = _HANDSHAKE
+        self.loop.add_reader(self._sock, self._on_readable)
+        self._write(self._handshake.request)
+
+    def _timed_out(self, timeout: float) -> None:
+        self._timer = None
+        if self._state == _HANDSHAKE and self._handshake.refused:
+            self._handshake_data(b"")  # the refusal's status is the answer, body or not
+        elif self._state in (_CONNECTING, _HANDSHAKE):
+            what = "connection" if self._state == _CONNECTING else "handshake response"
+            self._fail_attempt(TimeoutError("no complete %s from %s within %g s" % (what, self.url, timeout)))
+        elif self._state == _CLOSING:
+            log.info("%r: no close from the server within %g s; dropping", self, timeout)
+            self._release()
+
+    def _fail_attempt(self, exc: BaseException) -> None:
+        if self._state not in (_CONNECTING, _HANDSHAKE):
+            return
+        log.info("%r: connection failed: %s", self, exc)
+        self._failure = exc
+        self._state = _CLOSED
+        self._cancel_timer()
+        if self._sock is not None:
+            self.loop.forget(self._sock)
+            self._sock.close()
+        self._call("on_error", exc)
+
+    def _handshake_data(self, data: bytes) -> None:
+        try:
+            if not data:
+                self._handshake.eof()  # always raises
+            done = self._handshake.feed(data)
+        except HandshakeError as exc:
+            self._fail_attempt(exc)
+            return
+        if not done:
+            return
+        self._cancel_timer()
+        self._state = _OPEN
+        self.subprotocol = self._handshake.subprotocol
+        self.extension = self._handshake.extension
+        self._protocol = ClientProtocol(self.extension, self._max_message_size)
+        self._call("on_open")
+        if self._handshake.leftover and self._state != _CLOSED:
+            self._data_received(self._handshake.leftover)
+
+    # -- sending ---------------------------------------------------------------
+    def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> None:
+        """Send a text (``str``) or binary message; dropped (and logged) once the connection is closing."""
+        if not self.is_open:
+            log.debug("%r: message dropped, the connection is not open", self)
+            return
+        assert self._protocol is not None
+        self._protocol.send(message, fragment_size)
+        self._flush()
+
+    def ping(self, payload: Union[str, bytes] = b"") -> None:
+        """Send a ping; the pong goes to the component's ``on_pong(conn, payload)`` if it has one."""
+        if self.is_open:
+            assert self._protocol is not None
+            self._protocol.ping(payload)
+            self._flush()
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes sent that the kernel has not taken yet."""
+        return len(self._wbuf)
+
+    def _flush(self) -> None:
+        if self._protocol is not None:
+            data = self._protocol.data_to_send()
+            if data:
+                self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._sock is None or self._state == _CLOSED:
+            return
+        if not self._wbuf:
+            try:
+                sent = self._sock.send(data)
+            except _WOULD_BLOCK:
+                sent = 0
+            except OSError as exc:
+                log.debug("%r: write failed: %s", self, exc)
+                self.loop.call_soon(self._lost)
+                return
+            data = data[sent:]
+            if not data:
+                return
+        self._wbuf += data
+        if not self._writing:
+            self._writing = True
+            self.loop.add_writer(self._sock, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._sock.send(self._wbuf)
+        except _WOULD_BLOCK:
+            return
+        except OSError as exc:
+            log.debug("%r: write failed: %s", self, exc)
+            self._lost()
+            return
+        del self._wbuf[:sent]
+        if not self._wbuf:
+            self._writing = False
+            self.loop.remove_writer(self._sock)
+
+    # -- receiving ---------------------------------------------------------------
+    def _on_readable(self) -> None:
+        # A TLS socket may hold decrypted bytes the selector cannot see: read until it has none.
+        chunks = []
+        eof = False
+        while True:
+            try:
+                chunk = self._sock.recv(_RECV_SIZE)
+            except _WOULD_BLOCK:
+                break
+            except OSError as exc:
+                log.debug("%r: read failed: %s", self, exc)
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            chunks.append(chunk)
+            if self._context is None or sum(map(len, chunks)) >= _RECV_SIZE:
+                break
+        if chunks:
+            data = b"".join(chunks)
+            if self._state == _HANDSHAKE:
+                self._handshake_data(data)
+            elif self._state in (_OPEN, _CLOSING):
+                self._data_received(data)
+        if eof:
+            if self._state == _HANDSHAKE:
+                self._handshake_data(b"")
+            else:
+                self._lost()
+
+    def _data_received(self, data: bytes) -> None:
+        protocol = self._protocol
+        assert protocol is not None
+        for event in protocol.receive(data):
+            if event.__class__ is Message:
+                self._call("on_message", event.data)
+            elif hasattr(self.component, "on_pong"):
+                self._call("on_pong", event.payload)
+        protocol.end_pending()  # the application has seen every message before the end
+        self._flush()
+        if protocol.closed is not None and self._state != _CLOSED:
+            if protocol.close_received:
+                # The server closes TCP first (RFC 6455 7.1.1); wait for it, a while.
+                self._state = _CLOSING
+                self._arm_close_timer()
+            else:
+                self._release()  # we failed the connection: nothing more to wait for
+
+    # -- closing -------------------------------------------------------------------
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the closing handshake (or abandon a connection still being made).
+
+        ``on_close`` follows once the server has answered and ended TCP, or
+        after ``close_timeout``.
+        """
+        if self._state in (_CONNECTING, _HANDSHAKE):
+            self._fail_attempt(ConnectionClosed(code, "closed before the connection opened"))
+            return
+        if self._state != _OPEN or self._protocol is None:
+            return
+        self._protocol.close(code, reason)
+        self._flush()
+        self._state = _CLOSING
+        self._arm_close_timer()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake."""
+        if self._state in (_CONNECTING, _HANDSHAKE):
+            self._fail_attempt(ConnectionClosed(CloseCode.ABNORMAL, "aborted before the connection opened"))
+        else:
+            self._lost()
+
+    def _arm_close_timer(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.close_timeout, self._timed_out, self.close_timeout)
+
+    def _lost(self) -> None:
+        if self._protocol is not None:
+            self._protocol.connection_lost()
+        self._release()
+
+    def _release(self) -> None:
+        if self._state == _CLOSED:
+            return
+        was_open = self._protocol is not None
+        self._state = _CLOSED
+        self._cancel_timer()
+        if self._protocol is not None:
+            self._protocol.connection_lost()
+        if self._wbuf:
+            try:
+                self._sock.send(self._wbuf)  # a last close frame, if the kernel takes it
+            except OSError:
+                pass
+        self.loop.forget(self._sock)
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._wbuf = bytearray()
+        if was_open:
+            self._call("on_close")
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _call(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.component, name)(self, *args)
+        except Exception as exc:
+            if name in ("on_error", "on_close"):
+                log.exception("%r: %s raised", self, name)
+                if name == "on_error" and self._state != _CLOSED:
+                    self.abort()
+                return
+            log.error("%r: unhandled %s in %s: %s", self, type(exc).__name__, name, exc,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            self._call("on_error", exc)

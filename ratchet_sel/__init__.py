@@ -9,6 +9,11 @@ A Python re-creation of PHP's Ratchet, standard library only::
             conn.send(msg)
 
     IoServer.factory(WsServer(Echo()), 8000).run()
+
+Beyond one process: :class:`Topics` (publish/subscribe), :class:`RedisPubSub`
+(the same across hosts), :func:`run_workers` (prefork workers on one port),
+:class:`WampServer` (Ratchet's WAMP v1), and the client in
+:mod:`ratchet_sel.client` (``from ratchet_sel.client import connect``).
 """
 
 from .component import ComponentDecorator, ComponentInterface, HttpServerInterface, MessageComponent
@@ -23,6 +28,10 @@ from .http import HealthCheck, Responder, Router, StaticFiles
 from .origin import OriginCheck
 from .proxy import TrustedProxies
 from .session import SessionProvider
+from .pubsub import PublishEndpoint, RedisPubSub, Topics
+from .metrics import MetricsEndpoint
+from .wamp import WampServer, WampServerInterface
+from .workers import Workers, run_workers
 from . import accelerator as _accelerator
 
 __version__ = "0.1.0"
@@ -33,6 +42,8 @@ __all__ = [
     "WsServer", "WsConnection", "CloseCode", "broadcast",
     "App", "Router", "StaticFiles", "Responder", "HealthCheck",
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
+    "Topics", "RedisPubSub", "PublishEndpoint", "MetricsEndpoint",
+    "WampServer", "WampServerInterface", "Workers", "run_workers",
     "speedups_enabled",
 ]
 

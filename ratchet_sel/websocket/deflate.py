@@ -60,7 +60,30 @@ def _window_bits(value: Optional[str]) -> int:
     return bits
 
 
-class PerMessageDeflate:
+class _CompressionSettings:
+    """What both sides' settings share: zlib's effort, the size threshold, the compressors."""
+
+    def __init__(self, mem_level: int, level: int, threshold: int) -> None:
+        self.mem_level = mem_level
+        self.level = level
+        self.threshold = threshold
+        self._shared: Dict[int, Any] = {}
+
+    def _compressor(self, bits: int) -> Any:
+        # zlib refuses raw deflate with an 8-bit window; a Huffman-only stream
+        # has no back-references at all, so it honours any window a peer asks.
+        if bits == 8:
+            return zlib.compressobj(self.level, zlib.DEFLATED, -9, self.mem_level, zlib.Z_HUFFMAN_ONLY)
+        return zlib.compressobj(self.level, zlib.DEFLATED, -bits, self.mem_level)
+
+    def _shared_compressor(self, bits: int) -> Any:
+        compressor = self._shared.get(bits)
+        if compressor is None:
+            compressor = self._shared[bits] = self._compressor(bits)
+        return compressor
+
+
+class PerMessageDeflate(_CompressionSettings):
     """permessage-deflate settings for a server (``WsServer(app, compression=...)``).
 
     - ``server_no_context_takeover`` (True): compress every message on its
@@ -88,10 +111,7 @@ class PerMessageDeflate:
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
         self.client_max_window_bits = client_max_window_bits
-        self.mem_level = mem_level
-        self.level = level
-        self.threshold = threshold
-        self._shared: Dict[int, Any] = {}
+        super().__init__(mem_level, level, threshold)
 
     def negotiate(self, request: Request) -> Tuple[Optional["DeflateExtension"], Optional[str]]:
         """The extension for the first acceptable offer and its response value, or (None, None).
@@ -140,19 +160,6 @@ class PerMessageDeflate:
                 response.append("client_max_window_bits=%d" % client_bits)
         extension = DeflateExtension(self, server_bits, client_bits, server_takeover, client_takeover)
         return extension, "; ".join(response)
-
-    def _compressor(self, bits: int) -> Any:
-        # zlib refuses raw deflate with an 8-bit window; a Huffman-only stream
-        # has no back-references at all, so it honours any window a peer asks.
-        if bits == 8:
-            return zlib.compressobj(self.level, zlib.DEFLATED, -9, self.mem_level, zlib.Z_HUFFMAN_ONLY)
-        return zlib.compressobj(self.level, zlib.DEFLATED, -bits, self.mem_level)
-
-    def _shared_compressor(self, bits: int) -> Any:
-        compressor = self._shared.get(bits)
-        if compressor is None:
-            compressor = self._shared[bits] = self._compressor(bits)
-        return compressor
 
 
 class DeflateExtension:
@@ -320,7 +327,7 @@ class DeflateExtension:
         return frames
 
 
-class DeflateOffer:
+class DeflateOffer(_CompressionSettings):
     """A client's permessage-deflate offer, and the check of the server's answer.
 
     The default offer, ``permessage-deflate; client_no_context_takeover;
@@ -348,10 +355,7 @@ class DeflateOffer:
         self.server_no_context_takeover = server_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
         self.client_max_window_bits = client_max_window_bits
-        self.mem_level = mem_level
-        self.level = level
-        self.threshold = threshold
-        self._shared: Dict[int, Any] = {}
+        super().__init__(mem_level, level, threshold)
 
     def header_value(self) -> str:
         """The Sec-WebSocket-Extensions value of the offer."""
@@ -417,7 +421,3 @@ class DeflateOffer:
                                 client_takeover=not (self.client_no_context_takeover
                                                      or "client_no_context_takeover" in seen),
                                 client_side=True)
-
-    # The compressor helpers a DeflateExtension asks its configuration for.
-    _compressor = PerMessageDeflate._compressor
-    _shared_compressor = PerMessageDeflate._shared_compressor

@@ -32,6 +32,7 @@ from .pubsub import PublishEndpoint, RedisPubSub, Topics
 from .metrics import MetricsEndpoint
 from .wamp import WampServer, WampServerInterface
 from .workers import Workers, run_workers
+from . import accelerator as _accelerator
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,9 @@ __all__ = [
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
     "Topics", "RedisPubSub", "PublishEndpoint", "MetricsEndpoint",
     "WampServer", "WampServerInterface", "Workers", "run_workers",
+    "speedups_enabled",
 ]
+
+#: True when WebSocket masking runs in the optional C accelerator, False on the pure-Python path
+#: (see :mod:`ratchet_sel.accelerator`; ``RATCHET_SEL_NO_SPEEDUPS=1`` forces pure Python).
+speedups_enabled = _accelerator.enabled

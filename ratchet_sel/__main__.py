@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from . import bundle
+from . import accelerator, bundle
 from .addresses import parse_network
 from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, chat_http_handler
@@ -223,6 +223,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
                         + "%(name)s: %(message)s")
     topics: Optional[Topics] = None
+    if args.command == "echo":
+        log.info("masking: %s", accelerator.status)
     if args.command == "chat":
         try:
             topics = build_topics(args)

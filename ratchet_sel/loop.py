@@ -9,6 +9,7 @@ the selector), and turns SIGINT/SIGTERM into a callback on the loop thread.
 import heapq
 import itertools
 import logging
+import select
 import selectors
 import signal
 import socket
@@ -24,6 +25,40 @@ log = logging.getLogger(__name__)
 _MAX_SELECT_TIMEOUT = 3600.0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+
+_HAS_EPOLL = hasattr(select, "epoll")
+if _HAS_EPOLL:
+    _EPOLL_MASKS = {_READ: select.EPOLLIN, _WRITE: select.EPOLLOUT, _READ | _WRITE: select.EPOLLIN | select.EPOLLOUT}
+    # As selectors does: an error or hang-up wakes the reader and the writer alike.
+    _EPOLL_READABLE = ~select.EPOLLOUT
+    _EPOLL_WRITABLE = ~select.EPOLLIN
+
+
+class _Epoll:
+    """The three registration calls of a selector, straight on ``select.epoll`` (Linux).
+
+    The loop keeps its own ``{fd: _Registration}`` map, so the selector's key
+    map and the Python-level ``select()`` wrapper (a few calls per event) are
+    not needed on the hot path: the loop polls :attr:`epoll` itself.
+    """
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> None:
+        self.epoll.register(_fd(fileobj), _EPOLL_MASKS[events])
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> None:
+        self.epoll.modify(_fd(fileobj), _EPOLL_MASKS[events])
+
+    def unregister(self, fileobj: Any) -> None:
+        try:
+            self.epoll.unregister(_fd(fileobj))
+        except OSError as exc:  # the fd was closed already: the kernel dropped it by itself
+            raise KeyError(fileobj) from exc
+
+    def close(self) -> None:
+        self.epoll.close()
 
 
 class Handle:
@@ -78,14 +113,23 @@ class _Registration:
 class Loop:
     """A single-threaded selectors loop with timers and thread-safe wake-up.
 
-    ``selector`` defaults to :class:`selectors.DefaultSelector` (epoll on Linux,
-    so there is no 1,024-descriptor ceiling).  All methods except
+    ``selector`` defaults to epoll on Linux (polled directly, so there is no
+    1,024-descriptor ceiling and no per-event wrapper call) and to
+    :class:`selectors.DefaultSelector` elsewhere; any :mod:`selectors`
+    selector may be passed.  All methods except
     :meth:`call_soon_threadsafe` and :meth:`stop` must be called from the loop
     thread.
     """
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
-        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._epoll: Any = None
+        if selector is not None:
+            self._selector: Any = selector
+        elif _HAS_EPOLL:
+            self._selector = _Epoll()
+            self._epoll = self._selector.epoll
+        else:
+            self._selector = selectors.DefaultSelector()
         self._registrations: Dict[int, _Registration] = {}
         self._ready: Deque[Handle] = deque()
         self._flushers: List[Callable[[], Any]] = []
@@ -305,12 +349,30 @@ class Loop:
         if timeout is not None and timeout > _MAX_SELECT_TIMEOUT:
             timeout = _MAX_SELECT_TIMEOUT  # epoll cannot wait weeks; wake and look again
 
-        for key, events in self._selector.select(timeout):
-            reg = key.data
-            if events & _READ and reg.reader is not None:
-                self._guard(reg.reader)
-            if events & _WRITE and reg.writer is not None:
-                self._guard(reg.writer)
+        # The guard is inline rather than a call: this runs once per I/O event.
+        if self._epoll is not None:
+            registrations = self._registrations
+            for fd, mask in self._epoll.poll(-1 if timeout is None else timeout):
+                reg = registrations.get(fd)
+                if reg is None:
+                    continue  # forgotten by an earlier callback of this iteration
+                try:
+                    if mask & _EPOLL_READABLE and reg.reader is not None:
+                        reg.reader()
+                    if mask & _EPOLL_WRITABLE and reg.writer is not None:
+                        reg.writer()
+                except Exception:  # a failing callback must never stop the loop
+                    log.exception("unhandled exception in I/O callback of fd %d", fd)
+        else:
+            for key, events in self._selector.select(timeout):
+                reg = key.data
+                try:
+                    if events & _READ and reg.reader is not None:
+                        reg.reader()
+                    if events & _WRITE and reg.writer is not None:
+                        reg.writer()
+                except Exception:
+                    log.exception("unhandled exception in I/O callback of %r", key.fileobj)
 
         while self._pending_signals:
             callback = self._signal_handlers.get(self._pending_signals.popleft())
@@ -344,7 +406,10 @@ class Loop:
         while flushers:
             self._flushers = []
             for flush in flushers:
-                self._guard(flush)
+                try:
+                    flush()
+                except Exception:
+                    log.exception("unhandled exception in flush callback %r", flush)
             flushers = self._flushers
 
     @staticmethod

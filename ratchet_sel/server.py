@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 # IoServer has a property named ``socket``, which hides the module inside its class body.
 _Socket = socket.socket
 
-#: Bytes asked of the kernel per read.
+#: Bytes asked of the kernel per read.  Reads land in one buffer of this size
+#: per server, reused: a fresh 256 KiB object per read would be above glibc's
+#: mmap threshold, and each read could then cost a mapping made, shrunk and
+#: freed (scripts/profile_calls.py syscalls counts them).
 RECV_SIZE = 256 * 1024
 #: Writes at least this large are tried at once instead of waiting for the
 #: end of the loop iteration.
@@ -80,7 +83,7 @@ class Connection:
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
-        "on_drain", "low_water", "_drain_armed", "_corked", "_writing",
+        "on_drain", "low_water", "_drain_armed", "_corked", "_writing", "_read_view",
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
@@ -109,6 +112,7 @@ class Connection:
         self._drain_armed = False
         self._corked = False    # a flush is scheduled for the end of this loop iteration
         self._writing = False   # EVENT_WRITE is registered
+        self._read_view = server._read_view
 
     def __repr__(self) -> str:
         return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
@@ -146,20 +150,22 @@ class Connection:
             self._start_reading()
 
     def _on_readable(self) -> None:
+        view = self._read_view
         try:
-            data = self._sock.recv(RECV_SIZE)
+            size = self._sock.recv_into(view)
         except _WOULD_BLOCK:
             return
         except OSError as exc:
             log.debug("%r: read failed: %s", self, exc)
             self._teardown()
             return
-        if not data:
+        if not size:
             self._peer_finished()
             return
-        STATS.bytes_received += len(data)
+        STATS.bytes_received += size
         try:
-            self._component.on_message(self, data)
+            # The one copy: the component gets bytes it may keep.
+            self._component.on_message(self, view[:size].tobytes())
         except Exception as exc:
             self.server._report_error(self, exc)
 
@@ -175,9 +181,10 @@ class Connection:
         # blocks our flush, and unread bytes in our receive buffer never make
         # the kernel answer our close with a RST that destroys what the peer
         # has not read yet.
+        view = self._read_view
         try:
             while True:
-                if not self._sock.recv(RECV_SIZE):
+                if not self._sock.recv_into(view):
                     break
         except _WOULD_BLOCK:
             return
@@ -218,16 +225,79 @@ class Connection:
             return
         STATS.bytes_sent += sent
         if sent < len(data):
-            wbuf += memoryview(data)[sent:]
-            self._want_write()
-            if len(wbuf) > self.low_water:
-                self._drain_armed = True
+            self._buffer_rest(memoryview(data)[sent:])
+
+    def try_write(self, data: Any) -> bool:
+        """Hand ``data`` to the kernel at once if nothing is pending; returns whether it did.
+
+        For a burst that is already one write per connection (a broadcast),
+        corking would add a buffer copy and a callback per receiver for no
+        saved system call.  What the kernel does not take is buffered as by
+        :meth:`send`.  When bytes are already pending (or the connection is
+        closing) nothing is written and False is returned: the caller applies
+        its own policy for a client that is behind, then calls :meth:`send`.
+        """
+        if self._wbuf or self._state != Connection._OPEN:
+            return False
+        try:
+            sent = self._sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._write_failed(exc)
+            return True
+        STATS.bytes_sent += sent
+        if sent < len(data):
+            self._buffer_rest(memoryview(data)[sent:])
+        return True
+
+    def writev(self, parts: Any) -> None:
+        """Write several bytes-like ``parts`` in order, as one write, without joining them first.
+
+        Large parts (a frame header and its payload) go to the kernel together
+        in one ``sendmsg()`` on plain sockets; TLS sockets, which have no
+        ``sendmsg()``, write them one by one through :meth:`send`.
+        """
+        if self._state != Connection._OPEN:
+            return
+        total = sum(len(part) for part in parts)
+        if self._wbuf or total < DIRECT_WRITE_SIZE or self.is_secure:
+            for part in parts:
+                self.send(part)
+            return
+        try:
+            sent = self._sock.sendmsg(parts)
+        except _WOULD_BLOCK:
+            sent = 0
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        STATS.bytes_sent += sent
+        if sent < total:
+            rest = []
+            for part in parts:  # skip what went out
+                size = len(part)
+                if sent >= size:
+                    sent -= size
+                    continue
+                rest.append(memoryview(part)[sent:])
+                sent = 0
+            for part in rest:
+                self._wbuf += part
+            self._buffer_rest(b"")
+
+    def _buffer_rest(self, rest: Any) -> None:
+        # What the kernel did not take: keep it, and write it as the socket drains.
+        self._wbuf += rest
+        self._want_write()
+        if len(self._wbuf) > self.low_water:
+            self._drain_armed = True
 
     def _flush(self) -> None:
         self._corked = False
-        if self._wbuf and not self._writing and self._state in (Connection._OPEN, Connection._CLOSING):
+        if self._wbuf and not self._writing and self._state <= Connection._CLOSING:
             self._on_writable()
-            if self._wbuf and self._state in (Connection._OPEN, Connection._CLOSING):
+            if self._wbuf and self._state <= Connection._CLOSING:
                 self._want_write()
 
     def _want_write(self) -> None:
@@ -243,8 +313,9 @@ class Connection:
     write = send
 
     def _on_writable(self) -> None:
+        wbuf = self._wbuf
         try:
-            sent = self._sock.send(self._wbuf)
+            sent = self._sock.send(wbuf)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
@@ -252,21 +323,30 @@ class Connection:
             self._teardown()
             return
         STATS.bytes_sent += sent
-        del self._wbuf[:sent]
-        if len(self._wbuf) > self.low_water:
-            self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
-        if not self._wbuf:
+        del wbuf[:sent]
+        if wbuf:
+            if len(wbuf) > self.low_water:
+                self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
+            elif self._drain_armed and self._state == Connection._OPEN:
+                self._drain_armed = False
+                if self.on_drain is not None:
+                    self._drained()
+            return
+        if self._writing:
             self._stop_write()
-            if self._state == Connection._CLOSING:
-                self._shutdown_write()
-                return
-        if self._drain_armed and len(self._wbuf) <= self.low_water and self._state == Connection._OPEN:
+        if self._state == Connection._CLOSING:
+            self._shutdown_write()
+        elif self._drain_armed and self._state == Connection._OPEN:
             self._drain_armed = False
             if self.on_drain is not None:
-                try:
-                    self.on_drain()
-                except Exception as exc:
-                    self.server._report_error(self, exc)
+                self._drained()
+
+    def _drained(self) -> None:
+        # Down to low_water after having been above it: tell the owner.
+        try:
+            self.on_drain()  # type: ignore[misc]
+        except Exception as exc:
+            self.server._report_error(self, exc)
 
     def _write_failed(self, exc: OSError) -> None:
         # send() is called from application code, often inside a loop over
@@ -339,8 +419,9 @@ class Connection:
         if self._state != Connection._LINGERING or kernel_unsent_bytes(self._sock) != 0:
             return
         try:
+            view = self._read_view
             for _ in range(16):
-                if not self._sock.recv(RECV_SIZE):
+                if not self._sock.recv_into(view):
                     break
             else:
                 return  # still sending: leave it to the linger
@@ -434,28 +515,27 @@ class TlsConnection(Connection):
         # One recv() yields at most one TLS record, and decrypted bytes may wait
         # inside the TLS object where the selector cannot see them: read
         # until the TLS layer has nothing more.
-        chunks = []
+        view = self._read_view
         size = 0
         eof = False
         sock = self._sock
         while size < RECV_SIZE:
             try:
-                chunk = sock.recv(RECV_SIZE)
+                got = sock.recv_into(view[size:])
             except _WOULD_BLOCK:
                 break
             except OSError as exc:
                 log.debug("%r: read failed: %s", self, exc)
                 eof = True
                 break
-            if not chunk:
+            if not got:
                 eof = True
                 break
-            chunks.append(chunk)
-            size += len(chunk)
-        if chunks:
+            size += got
+        if size:
             STATS.bytes_received += size
             try:
-                self._component.on_message(self, b"".join(chunks) if len(chunks) > 1 else chunks[0])
+                self._component.on_message(self, view[:size].tobytes())
             except Exception as exc:
                 self.server._report_error(self, exc)
         if eof and self._state == Connection._OPEN:
@@ -540,6 +620,8 @@ class IoServer:
         self._shutting_down = False
         self._shutdown_timer: Any = None
         self._delivery_timer: Any = None
+        # Every connection of this server reads into this buffer (one loop, one thread).
+        self._read_view = memoryview(bytearray(RECV_SIZE))
         try:
             if sock is not None:
                 self.adopt(sock, ssl_context=ssl_context)

@@ -217,3 +217,40 @@ def test_large_frame_streams_in_pieces():
     assert events == [Message(payload)]
     # the parser did not keep the payload twice: nothing is buffered at the end
     assert len(parser._buffer) == 0
+
+
+# -- a whole binary message gathered over many reads ---------------------------------
+@pytest.mark.parametrize("size", [126, 70000, 1 << 20])
+def test_large_binary_frame_in_random_pieces_then_more_frames(size):
+    import random
+    rng = random.Random(size)
+    payload = os.urandom(size)
+    data = masked(OP_BINARY, payload) + masked(OP_TEXT, "après".encode()) + masked(OP_PING, b"p")
+    parser = FrameParser(max_message_size=2 << 20)
+    events, pos = [], 0
+    while pos < len(data):
+        step = rng.choice([1, 2, 7, 1000, 65536, 262144])
+        events.extend(parser.feed(data[pos:pos + step]))
+        pos += step
+    assert events == [Message(payload), Message("après"), Ping(b"p")]
+    assert type(events[0].data) is bytes
+
+
+def test_gathered_frame_is_refused_by_its_header_before_anything_is_kept():
+    parser = FrameParser(max_message_size=1000)
+    frame = masked(OP_BINARY, b"x" * 1001)
+    assert parser.feed(frame[:20]) == [Failure(1009, "frame of 1001 bytes exceeds the limit of 1000")]
+
+
+def test_kept_gathering_buffers_never_leak_an_earlier_message():
+    # A large message leaves its buffer for the next; a smaller one must not see its tail.
+    first, second = os.urandom(300000), os.urandom(100000)
+    for parser_count in (1, 2):
+        parsers = [FrameParser() for _ in range(parser_count)]
+        for payload in (first, second, first):
+            frame = masked(OP_BINARY, payload)
+            parser = parsers[-1]
+            events = []
+            for i in range(0, len(frame), 65536):
+                events.extend(parser.feed(frame[i:i + 65536]))
+            assert events == [Message(payload)]

@@ -6,7 +6,7 @@ from typing import Any, Iterable, List, Optional, Union
 from ..stats import STATS
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
-                      Ping, Pong, encode_close_payload, encode_frame, encode_message, frame_header,
+                      Ping, Pong, SMALL_FRAME_HEADERS, encode_close_payload, encode_frame, encode_message, frame_header,
                       is_sendable_close_code)
 
 __all__ = ["WsConnection", "HixieConnection", "broadcast"]
@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 _OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
 
-# Above this size a frame's header and payload are written separately rather
-# than copied into one buffer.
+# Above this size a frame's header and payload are written side by side
+# (one sendmsg) rather than copied into one buffer.
 _COALESCE_LIMIT = 64 * 1024
 
 
@@ -101,14 +101,16 @@ class WsConnection:
         else:
             payload = message
             opcode = OP_BINARY
-        if transport.buffered_amount and not self._room_for(len(payload) + 10):
+        size = len(payload)
+        if transport.buffered_amount and not self._room_for(size + 10):
             return
         STATS.messages_sent += 1
-        if len(payload) <= _COALESCE_LIMIT:
-            transport.send(frame_header(opcode, len(payload)) + payload)
+        if size < 126:
+            transport.send(SMALL_FRAME_HEADERS[opcode][size] + payload)
+        elif size <= _COALESCE_LIMIT:
+            transport.send(frame_header(opcode, size) + payload)
         else:
-            transport.send(frame_header(opcode, len(payload)))
-            transport.send(payload)
+            transport.writev((frame_header(opcode, size), payload))
 
     def _room_for(self, size: int) -> bool:
         """May ``size`` more bytes be buffered?  If not, the server's slow-client policy acts."""
@@ -203,7 +205,12 @@ class WsConnection:
             kind = event.__class__
             if kind is Message:
                 if self._state is _OPEN:
-                    server._deliver(self, event.data)
+                    # WsServer._deliver, inline: this runs once per message.
+                    STATS.messages_received += 1
+                    try:
+                        server.component.on_message(self, event.data)
+                    except Exception as exc:
+                        server._app_error(self, exc)
             elif kind is Ping:
                 if self._state is _OPEN:
                     pong = encode_frame(OP_PONG, event.payload)
@@ -289,25 +296,36 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     drafts) encode their own.
     """
     shared: dict = {}
+    plain: Optional[bytes] = None  # the frame for connections without an extension, the common case
     count = 0
+    frames: Any
     for conn in connections:
         if conn is exclude or conn._state is not _OPEN:
             continue
         extension = conn.extension
-        if conn.__class__ is HixieConnection:
+        if extension is None and conn.__class__ is not HixieConnection:
+            if plain is None:
+                plain = b"".join(encode_message(message))
+            frames = plain
+        elif conn.__class__ is HixieConnection:
             if message.__class__ is not str:
                 continue  # the drafts cannot carry binary messages
             conn.send(message)
-        elif extension is None or extension.shared_key is not None:
-            key = extension.shared_key if extension is not None else None
-            frames = shared.get(key)
+            count += 1
+            continue
+        elif extension.shared_key is not None:
+            frames = shared.get(extension.shared_key)
             if frames is None:
-                frames = shared[key] = b"".join(conn._encode(message))
-            if conn.transport.buffered_amount and not conn._room_for(len(frames)):
-                continue
-            STATS.messages_sent += 1
-            conn.transport.send(frames)
+                frames = shared[extension.shared_key] = b"".join(conn._encode(message))
         else:
             conn.send(message)
+            count += 1
+            continue
+        transport = conn.transport
+        if not transport.try_write(frames):  # bytes pending: the slow-client policy decides
+            if not conn._room_for(len(frames)):
+                continue
+            transport.send(frames)
+        STATS.messages_sent += 1
         count += 1
     return count

@@ -13,13 +13,18 @@ touches a socket.
 
 import codecs
 import struct
+import threading
 from typing import Any, Callable, List, Optional, Union
+
+from .. import accelerator
 
 __all__ = [
     "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
     "Message", "Ping", "Pong", "Close", "Failure", "FrameParser",
-    "encode_frame", "encode_message", "encode_close_payload", "apply_mask",
+    "encode_frame", "encode_message", "encode_close_payload", "apply_mask", "apply_mask_inplace",
+    "apply_mask_python", "apply_mask_inplace_python",
     "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
+    "SMALL_FRAME_HEADERS",
 ]
 
 OP_CONTINUATION = 0x0
@@ -164,13 +169,15 @@ class ProtocolViolation(Exception):
 # -- masking ------------------------------------------------------------------
 # Pure Python's fastest wide XOR is on big integers, and it is fastest on
 # pieces that stay in the CPU cache: 16 KiB at a time, measured here at about
-# 50 times a per-byte loop (scripts/bench.py --only unmask).
+# 50 times a per-byte loop (scripts/bench.py --only unmask).  This is the
+# reference; the optional C accelerator (ratchet_sel.accelerator) replaces it
+# when it is built, with the same results.
 _MASK_CHUNK = 16 * 1024
 _from_bytes = int.from_bytes
 
 
-def apply_mask(data: Any, mask: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` repeated (masking and unmasking alike)."""
+def apply_mask_python(data: Any, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (masking and unmasking alike), in pure Python."""
     size = len(data)
     if size <= _MASK_CHUNK:
         if not size:
@@ -183,8 +190,22 @@ def apply_mask(data: Any, mask: bytes) -> bytes:
     parts = [(_from_bytes(view[i:i + _MASK_CHUNK], "little") ^ key).to_bytes(_MASK_CHUNK, "little")
              for i in range(0, whole, _MASK_CHUNK)]
     if whole < size:  # the tail starts on a multiple of 4, so the mask lines up
-        parts.append(apply_mask(view[whole:], mask))
+        parts.append(apply_mask_python(view[whole:], mask))
     return b"".join(parts)
+
+
+def apply_mask_inplace_python(buffer: Any, mask: bytes) -> None:
+    """XOR a writable buffer (``bytearray``, writable memoryview) with ``mask`` repeated, in place."""
+    buffer[:] = apply_mask_python(buffer, mask)
+
+
+_speedups = accelerator.speedups
+if _speedups is not None:
+    apply_mask: Callable[[Any, bytes], bytes] = _speedups.apply_mask
+    apply_mask_inplace: Callable[[Any, bytes], None] = _speedups.apply_mask_inplace
+else:
+    apply_mask = apply_mask_python
+    apply_mask_inplace = apply_mask_inplace_python
 
 
 # -- encoding -----------------------------------------------------------------
@@ -193,9 +214,10 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
-# Headers of unmasked final text/binary frames under 126 bytes, the most
-# common frames a server sends.
-_SMALL_HEADERS = {opcode: [bytes((0x80 | opcode, n)) for n in range(126)] for opcode in (OP_TEXT, OP_BINARY)}
+#: Headers of unmasked final text/binary frames under 126 bytes, the most
+#: common frames a server sends: ``SMALL_FRAME_HEADERS[opcode][length]``.
+SMALL_FRAME_HEADERS = {opcode: [bytes((0x80 | opcode, n)) for n in range(126)] for opcode in (OP_TEXT, OP_BINARY)}
+_SMALL_HEADERS = SMALL_FRAME_HEADERS
 
 
 def frame_header(opcode: int, length: int, fin: bool = True, rsv1: bool = False,
@@ -263,6 +285,51 @@ _unpack_long = struct.Struct("!Q").unpack_from
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
+class _GatherPool:
+    """A few gathering buffers kept between messages, shared by the parsers of a process.
+
+    A fresh megabyte per large message costs the allocator system calls and
+    the kernel a page fault per 4 KiB page, every message.  A buffer is only
+    ever reused, never allocated ahead of the bytes that fill it, so a client
+    announcing a large frame it never sends costs nothing.
+    """
+
+    __slots__ = ("kept", "max_kept", "max_size", "_lock")
+
+    def __init__(self, max_kept: int = 4, max_size: int = 4 * 1024 * 1024) -> None:
+        self.kept: List[bytearray] = []
+        self.max_kept = max_kept
+        self.max_size = max_size
+        self._lock = threading.Lock()  # loops in several threads may share the pool
+
+    def take(self, size: int) -> bytearray:
+        """A kept buffer of at least ``size`` bytes (contents undefined), or a new empty one."""
+        with self._lock:
+            kept = self.kept
+            for index in range(len(kept)):
+                if len(kept[index]) >= size:
+                    return kept.pop(index)
+        return bytearray()
+
+    def give_back(self, buffer: bytearray) -> None:
+        """Keep ``buffer`` for a later message, if there is room for it."""
+        with self._lock:
+            self._keep(buffer)
+
+    def _keep(self, buffer: bytearray) -> None:
+        kept = self.kept
+        if len(buffer) <= self.max_size:
+            if len(kept) < self.max_kept:
+                kept.append(buffer)
+            elif kept:
+                smallest = min(range(len(kept)), key=lambda i: len(kept[i]))
+                if len(kept[smallest]) < len(buffer):
+                    kept[smallest] = buffer
+
+
+_gather_pool = _GatherPool()
+
+
 class FrameParser:
     """Turns client bytes into events; see the module docstring.
 
@@ -280,7 +347,7 @@ class FrameParser:
                  "_single_frame_limit", "_masked_fast_path",
                  "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
                  "_message_opcode", "_message_compressed", "_message_size", "_received",
-                 "_message_data", "_decoder")
+                 "_message_data", "_decoder", "_frame_buffer", "_frame_filled")
 
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
                  require_mask: bool = True, forbid_mask: bool = False, extension: Any = None) -> None:
@@ -309,6 +376,13 @@ class FrameParser:
         # fragment, many times the size limit for a client sending tiny frames.
         self._message_data: Any = None
         self._decoder: Any = None
+        # A whole binary message in one frame that did not arrive in one piece:
+        # its masked bytes gather in one buffer, unmasked once at the end
+        # straight into the message's bytes.  The buffer grows with what has
+        # arrived, never with what a header announces, so that a client
+        # cannot make the server allocate memory it never sends.
+        self._frame_buffer: Any = None
+        self._frame_filled = 0
 
     def feed(self, data: bytes) -> List[Any]:
         """Add bytes; returns the events they complete (possibly none)."""
@@ -342,6 +416,21 @@ class FrameParser:
             if self._frame_opcode is not None:
                 # Inside a data frame's payload: take what has arrived.
                 take = min(self._frame_left, end - pos)
+                gather = self._frame_buffer
+                if gather is not None:
+                    if take:
+                        filled = self._frame_filled
+                        if filled + take <= len(gather):  # a kept buffer, large enough
+                            gather[filled:filled + take] = memoryview(buf)[pos:pos + take]
+                        else:  # a new one, growing with what arrives
+                            gather += memoryview(buf)[pos:pos + take]
+                        self._frame_filled = filled + take
+                        self._frame_left -= take
+                        pos += take
+                    if self._frame_left:
+                        return pos
+                    events.append(self._finish_frame_buffer())
+                    continue
                 if take:
                     self._consume_partial(buf[pos:pos + take])
                     pos += take
@@ -409,6 +498,9 @@ class FrameParser:
 
             if opcode != OP_CONTINUATION:
                 self._start_message(opcode, bool(first & 0x40))
+                if fin and masked and opcode == OP_BINARY and not self._message_compressed:
+                    self._frame_buffer = _gather_pool.take(length)
+                    self._frame_filled = 0
             self._message_size += length
             self._frame_opcode = opcode
             self._frame_fin = bool(fin)
@@ -468,6 +560,19 @@ class FrameParser:
         return Close(code, reason)
 
     # -- message assembly ----------------------------------------------------
+    def _finish_frame_buffer(self) -> Message:
+        gather = self._frame_buffer
+        with memoryview(gather) as view:  # released before the buffer may be resized again
+            message = Message(apply_mask(view[:self._frame_filled], self._frame_mask))
+        _gather_pool.give_back(gather)
+        self._frame_buffer = None
+        self._frame_opcode = None
+        self._message_opcode = None
+        self._message_data = None
+        self._message_size = 0
+        self._received = 0
+        return message
+
     def _start_message(self, opcode: int, compressed: bool) -> None:
         self._message_opcode = opcode
         self._message_compressed = compressed

@@ -339,6 +339,7 @@ class WsServer(HttpServerInterface):
 
     # -- calling the application --------------------------------------------------------
     def _deliver(self, ws: WsConnection, data: Any) -> None:
+        # WsConnection._data_received has this inline, on the per-message path.
         STATS.messages_received += 1
         try:
             self.component.on_message(ws, data)

@@ -13,7 +13,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from ratchet_sel.websocket.rfc6455 import apply_mask  # noqa: E402
+from ratchet_sel import accelerator  # noqa: E402
+from ratchet_sel.websocket.rfc6455 import apply_mask, apply_mask_python  # noqa: E402
 
 
 def per_byte(data, mask):
@@ -59,6 +60,10 @@ def main():
     # Ours first: importing the peers' packages (aiohttp above all) into this
     # process was measured to slow the pure-Python XOR by about 40%.
     measure("ratchet_sel apply_mask", lambda: apply_mask(data, mask))
+    if accelerator.enabled:  # the pure-Python reference too, which the line above then is not
+        if apply_mask_python(data, mask) != expected:
+            raise SystemExit("apply_mask_python gives a wrong result")
+        measure("ratchet_sel apply_mask_python (pure)", lambda: apply_mask_python(data, mask))
     measure("per-byte loop", lambda: per_byte(data, mask))
     try:
         from websockets.speedups import apply_mask as ws_mask

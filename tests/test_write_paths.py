@@ -1,0 +1,126 @@
+"""The transport's read buffer and its direct write paths, over real sockets.
+
+``try_write`` (broadcasts) skips the end-of-iteration coalescing, ``writev``
+(a frame header beside a large payload) sends parts side by side with one
+``sendmsg()``; both must keep every byte in order behind anything already
+pending, and buffer what the kernel does not take.  Reads go through one
+reused buffer: what a component received must never change afterwards.
+"""
+
+import os
+import socket
+
+import pytest
+from support import Recorder, ServerThread, connect, recv_exactly
+
+from ratchet_sel import server as transport_module
+
+pytestmark = pytest.mark.timeout(60)
+
+BIG = 6 * 1024 * 1024  # more than loopback's socket buffers take at once
+
+
+def test_writev_sends_parts_in_order_and_buffers_the_rest():
+    payload = os.urandom(BIG)
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+        # Nothing read yet: the kernel takes part, the rest is buffered.
+        pending = st.call(lambda: (conn.writev((b"head", payload, b"tail")), conn.buffered_amount)[1])
+        assert 0 < pending < BIG + 8
+        assert recv_exactly(client, BIG + 8) == b"head" + payload + b"tail"
+        assert st.call(lambda: conn.buffered_amount) == 0
+        client.close()
+
+
+def test_writev_of_small_parts_and_after_pending_bytes_keeps_the_order():
+    payload = os.urandom(200 * 1024)
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+
+        def writes():
+            conn.send(b"first;")            # corked until the end of this iteration
+            conn.writev((b"h", payload))     # so this must queue behind it
+            conn.writev((b"x", b"y"))        # small: through send()
+        st.call(writes)
+        assert recv_exactly(client, 6 + 1 + len(payload) + 2) == b"first;h" + payload + b"xy"
+        client.close()
+
+
+def test_try_write_goes_out_at_once_or_not_at_all_behind_pending_bytes():
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+        # Alone, it is in the kernel before the call returns (no flush needed).
+        assert st.call(lambda: (conn.try_write(b"now"), conn.buffered_amount)) == (True, 0)
+        assert recv_exactly(client, 3) == b"now"
+
+        def writes():
+            conn.send(b"a")
+            refused = conn.try_write(b"X")  # "a" is pending: nothing written
+            conn.send(b"b")
+            return refused
+        assert st.call(writes) is False
+        assert recv_exactly(client, 2) == b"ab"
+        big = os.urandom(BIG)
+        assert st.call(lambda: (conn.try_write(big), conn.buffered_amount > 0)) == (True, True)
+        assert st.call(lambda: conn.try_write(b"more")) is False  # the rest of big is pending
+        assert recv_exactly(client, BIG) == big
+        client.close()
+
+
+def test_try_write_and_writev_after_close_are_ignored():
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+
+        def close_then_write():
+            conn.close()
+            assert conn.try_write(b"late") is False
+            conn.writev((b"late", b"r" * 100000))
+        st.call(close_then_write)
+        client.settimeout(10)
+        data = b""
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        assert data == b""
+        client.close()
+
+
+def test_received_bytes_do_not_change_after_later_reads():
+    kept = []
+    rec = Recorder(on_message_hook=lambda conn, msg: kept.append((msg, bytes(msg))))
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+        blob = os.urandom(3 * transport_module.RECV_SIZE + 123)
+        client.sendall(blob)
+        rec.wait_data(conn, len(blob))
+        client.sendall(b"z" * 5000)
+        rec.wait_data(conn, len(blob) + 5000)
+        assert all(type(msg) is bytes and msg == snapshot for msg, snapshot in kept)
+        assert b"".join(msg for msg, _ in kept) == blob + b"z" * 5000
+        client.close()
+
+
+def test_two_servers_on_two_threads_keep_their_reads_apart():
+    # Each server has its own read buffer: loops in two threads never share one.
+    recs = [Recorder(echo=True), Recorder(echo=True)]
+    with ServerThread(recs[0]) as a, ServerThread(recs[1]) as b:
+        assert a.server._read_view is not b.server._read_view
+        clients = [connect(a.port), connect(b.port)]
+        blobs = [os.urandom(500000), os.urandom(500000)]
+        for c, blob in zip(clients, blobs):
+            c.sendall(blob)
+        for c, blob in zip(clients, blobs):
+            assert recv_exactly(c, len(blob)) == blob
+            c.shutdown(socket.SHUT_WR)
+            c.close()

@@ -528,13 +528,15 @@ def test_a_worker_dying_at_once_is_replaced_with_backoff(tmp_path):
 def test_a_worker_stuck_in_shutdown_is_killed_at_the_deadline(tmp_path):
     server = start_app(tmp_path, "hang-on-stop")
     server.port()
-    pids = server.worker_pids(2)
+    # Which pid is worker 1 comes from its own "serving" line: the two may log in either order.
+    serving = {int(m.group(1)): int(m.group(2)) for m in server.wait_for(SERVING, 2)}
+    pids = list(serving.values())
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(15) == 1  # not a clean stop: said by the status
     assert time.monotonic() - started < 1.0 + 1.0 + 3.0  # the shutdown timeout, the grace second, slack
     server.stop()
-    assert re.search(r"worker 1 \(pid %d\) did not stop in time: killing it" % pids[0], server.log())
+    assert re.search(r"worker 1 \(pid %d\) did not stop in time: killing it" % serving[1], server.log())
     assert wait_gone(pids, 5) == []
 
 

@@ -16,6 +16,8 @@ order rotates each round) so that machine noise hits all of them alike.
     python3 scripts/bench.py --quick              # smoke run (CI): tiny counts, no speed assertion
     python3 scripts/bench.py --servers ratchet_sel,websockets --only echo,broadcast --rounds 5
     python3 scripts/bench.py --only deflate --rounds 3   # permessage-deflate only
+    python3 scripts/bench.py --workers-group             # prefork: --workers 2 against --workers 1
+    python3 scripts/bench.py --redis-group               # fan-out through Redis against one process
 
 Prints medians over the rounds and each server's ratio against websockets
 measured in the same run; writes a JSON file and a Markdown table
@@ -1022,6 +1024,11 @@ def main(argv=None):
     if "--workers-group" in argv:
         import bench_workers
         return bench_workers.main([a for a in argv if a != "--workers-group"])
+    # --redis-group: fan-out latency through a real Redis (1,000 subscribers over 2 servers)
+    # next to the same fan-out in one process, from scripts/bench_redis.py (--quick/--rounds/--json).
+    if "--redis-group" in argv:
+        import bench_redis
+        return bench_redis.main([a for a in argv if a != "--redis-group"])
     args = parse_args(argv)
     ctx = Ctx()
     ctx.quick = args.quick

@@ -121,7 +121,9 @@ class Topics:
     """
 
     def __init__(self, backplane: Optional[Backplane] = None) -> None:
-        self._subscribers: Dict[str, Dict[Any, None]] = {}   # topic -> connections, in subscription order
+        # topic -> {connection: its subscriber key}, in subscription order; the key is
+        # taken once here, not on every publication that excludes someone.
+        self._subscribers: Dict[str, Dict[Any, str]] = {}
         self._topics_of: Dict[Any, Set[str]] = {}            # connection -> its topics
         self._listeners: Dict[str, List[Listener]] = {}
         self.backplane = backplane
@@ -132,7 +134,8 @@ class Topics:
     def subscribe(self, conn: Any, topic: str) -> bool:
         """Add ``conn`` to ``topic``; False if it was already there.
 
-        The connection leaves every topic by itself when it closes.
+        The connection leaves every topic by itself when it closes.  Its
+        :func:`subscriber_key` is taken now: set ``pubsub_key`` before subscribing.
         """
         members = self._subscribers.get(topic)
         if members is None:
@@ -140,7 +143,7 @@ class Topics:
             self._topic_started(topic)
         elif conn in members:
             return False
-        members[conn] = None
+        members[conn] = subscriber_key(conn)
         mine = self._topics_of.get(conn)
         if mine is None:
             mine = self._topics_of[conn] = set()
@@ -261,9 +264,8 @@ class Topics:
         if members:
             exclude, eligible = publication.exclude, publication.eligible
             if exclude or eligible:
-                targets = [conn for conn in members
-                           if subscriber_key(conn) not in exclude
-                           and (not eligible or subscriber_key(conn) in eligible)]
+                targets = [conn for conn, key in members.items()
+                           if key not in exclude and (not eligible or key in eligible)]
             else:
                 targets = list(members)
             count = broadcast(targets, publication.message)

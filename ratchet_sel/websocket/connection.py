@@ -205,7 +205,7 @@ class WsConnection:
             kind = event.__class__
             if kind is Message:
                 if self._state is _OPEN:
-                    # WsServer._deliver, inline: this runs once per message.
+                    # The application's on_message, called here: this runs once per message.
                     STATS.messages_received += 1
                     try:
                         server.component.on_message(self, event.data)

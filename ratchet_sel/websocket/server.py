@@ -338,14 +338,6 @@ class WsServer(HttpServerInterface):
             ws._data_received(rest)
 
     # -- calling the application --------------------------------------------------------
-    def _deliver(self, ws: WsConnection, data: Any) -> None:
-        # WsConnection._data_received has this inline, on the per-message path.
-        STATS.messages_received += 1
-        try:
-            self.component.on_message(ws, data)
-        except Exception as exc:
-            self._app_error(ws, exc)
-
     def _pong_received(self, ws: WsConnection, payload: bytes) -> None:
         if self._on_pong is not None:
             try:

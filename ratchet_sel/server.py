@@ -83,7 +83,7 @@ class Connection:
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
         "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
-        "on_drain", "low_water", "_drain_armed", "_corked", "_writing", "_read_view",
+        "on_drain", "low_water", "_drain_armed", "_corked", "_writing", "_read_view", "_direct_sink",
     )
 
     _OPEN, _CLOSING, _LINGERING, _CLOSED = range(4)
@@ -113,6 +113,7 @@ class Connection:
         self._corked = False    # a flush is scheduled for the end of this loop iteration
         self._writing = False   # EVENT_WRITE is registered
         self._read_view = server._read_view
+        self._direct_sink: Any = None
 
     def __repr__(self) -> str:
         return "<Connection #%d %s:%s>" % (self.resource_id, self.remote_address, self.remote_port)
@@ -149,7 +150,52 @@ class Connection:
         if not self._reading and self._state == Connection._OPEN:
             self._start_reading()
 
+    def read_directly(self, get_buffer: Callable[[], Any], buffer_filled: Callable[[int], Any]) -> None:
+        """Read the next bytes straight into buffers that ``get_buffer()`` provides, skipping ``on_message``.
+
+        For as long as ``get_buffer()`` returns a writable memoryview, each
+        read goes into it and is reported with ``buffer_filled(size)`` (the
+        view released first); once it returns None, reading goes back to the
+        component's ``on_message``.  The WebSocket layer uses this for the
+        payload of a large frame: the bytes land where the message is
+        gathered, instead of being copied there from a ``bytes`` the component
+        got.  The components in between see none of those bytes, which are
+        frame payload they would only have passed on.  TLS connections ignore
+        this.
+        """
+        if self._state == Connection._OPEN:
+            self._direct_sink = (get_buffer, buffer_filled)
+
+    def _read_into_sink(self) -> bool:
+        # One read for read_directly(); False when the sink wants no more.
+        get_buffer, buffer_filled = self._direct_sink
+        target = get_buffer()
+        if target is None:
+            self._direct_sink = None
+            return False
+        try:
+            size = self._sock.recv_into(target)
+        except _WOULD_BLOCK:
+            return True
+        except OSError as exc:
+            log.debug("%r: read failed: %s", self, exc)
+            self._teardown()
+            return True
+        finally:
+            target.release()
+        if not size:
+            self._peer_finished()
+            return True
+        STATS.bytes_received += size
+        try:
+            buffer_filled(size)
+        except Exception as exc:
+            self.server._report_error(self, exc)
+        return True
+
     def _on_readable(self) -> None:
+        if self._direct_sink is not None and self._read_into_sink():
+            return
         view = self._read_view
         try:
             size = self._sock.recv_into(view)
@@ -446,6 +492,7 @@ class Connection:
         self.loop.forget(self._sock)
         self._writing = False
         self._wbuf = bytearray()
+        self._direct_sink = None
         try:
             self._sock.close()
         except OSError:
@@ -505,6 +552,9 @@ class TlsConnection(Connection):
         except (OSError, ValueError):
             pass
         super()._shutdown_write()
+
+    def read_directly(self, get_buffer: Callable[[], Any], buffer_filled: Callable[[int], Any]) -> None:
+        """Not done over TLS: decrypted bytes come record by record through ``on_message``."""
 
     def _on_readable(self) -> None:
         # One recv() yields at most one TLS record, and decrypted bytes may wait

@@ -254,3 +254,85 @@ def test_kept_gathering_buffers_never_leak_an_earlier_message():
             for i in range(0, len(frame), 65536):
                 events.extend(parser.feed(frame[i:i + 65536]))
             assert events == [Message(payload)]
+
+
+# -- a large frame's payload read straight into its buffer (payload_buffer) ---------
+def drive_direct(parser, data, rng, steps=(1, 7, 1000, 65536, 300000)):
+    """Feed ``data`` as a transport using payload_buffer() would: direct reads whenever offered."""
+    events, pos = [], 0
+    while pos < len(data):
+        step = rng.choice(steps)
+        target = parser.payload_buffer() if parser.large_frame_pending else None
+        if target is None:
+            events.extend(parser.feed(data[pos:pos + step]))
+            pos += step
+            continue
+        got = data[pos:pos + min(step, len(target))]
+        target[:len(got)] = got
+        target.release()
+        events.extend(parser.payload_written(len(got)))
+        pos += len(got)
+    return events
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_direct_payload_reads_give_the_same_events_as_feed(seed):
+    import random
+    rng = random.Random(seed)
+    big, bigger = os.urandom(70000 + seed), os.urandom((1 << 20) + 3 * seed)
+    data = (masked(OP_BINARY, big) + masked(OP_TEXT, "après".encode()) + masked(OP_BINARY, bigger)
+            + masked(OP_PING, b"p") + masked(OP_BINARY, os.urandom(65535)) + masked(OP_CLOSE, b"\x03\xe8"))
+    expected = FrameParser(max_message_size=2 << 20).feed(data)
+    assert [type(e) for e in expected] == [Message, Message, Message, Ping, Message, Close]
+    parser = FrameParser(max_message_size=2 << 20)
+    assert drive_direct(parser, data, rng) == expected
+    assert not parser.large_frame_pending
+
+
+def test_direct_payload_buffer_stops_at_the_frame_end_and_grows_only_with_what_arrived(monkeypatch):
+    from ratchet_sel.websocket import rfc6455
+    monkeypatch.setattr(rfc6455, "_gather_pool", rfc6455._GatherPool())  # no buffer kept from other tests
+    payload = os.urandom(3 * 1024 * 1024)
+    frame = masked(OP_BINARY, payload)
+    parser = FrameParser(max_message_size=4 * 1024 * 1024)
+    assert parser.feed(frame[:14 + 10]) == []
+    assert parser.large_frame_pending
+    pos = 24
+    first = parser.payload_buffer()
+    # a header announcing 3 MiB does not buy a 3 MiB buffer before the bytes come
+    assert len(first) <= 256 * 1024
+    first.release()
+    while True:
+        target = parser.payload_buffer()
+        if target is None:
+            break
+        assert len(target) <= len(frame) - pos  # never past the frame
+        assert len(parser._frame_buffer) <= 2 * parser._frame_filled + 256 * 1024
+        n = len(target)
+        target[:] = frame[pos:pos + n]
+        target.release()
+        events = parser.payload_written(n)
+        pos += n
+    assert pos == len(frame) and events == [Message(payload)]
+    assert not parser.large_frame_pending
+
+
+def test_direct_payload_is_not_offered_for_small_text_or_fragmented_frames():
+    for data in (masked(OP_BINARY, b"x" * 1000), masked(OP_TEXT, b"y" * 100000),
+                 masked(OP_BINARY, b"z" * 100000, fin=False)):
+        parser = FrameParser()
+        parser.feed(data[:20])
+        assert not parser.large_frame_pending
+        assert parser.payload_buffer() is None
+
+
+def test_direct_payload_written_refuses_a_wrong_count():
+    parser = FrameParser()
+    parser.feed(masked(OP_BINARY, b"x" * 100000)[:50])
+    view = parser.payload_buffer()
+    size = len(view)
+    view.release()
+    with pytest.raises(ValueError):
+        parser.payload_written(size + 100000)
+    with pytest.raises(ValueError):
+        parser.payload_written(0)

@@ -199,9 +199,28 @@ class WsConnection:
 
     # -- receiving -----------------------------------------------------------------
     def _data_received(self, data: bytes) -> None:
+        parser = self._parser
+        self._events_received(parser.feed(data))
+        if parser.large_frame_pending:
+            # The rest of a large frame can go from the socket straight into its buffer.
+            read_directly = getattr(self.transport, "read_directly", None)
+            if read_directly is not None:
+                read_directly(self._payload_buffer, self._payload_read)
+
+    # For the transport's read_directly().
+    def _payload_buffer(self) -> Optional[memoryview]:
+        return self._parser.payload_buffer() if self._state is not _CLOSED else None
+
+    def _payload_read(self, size: int) -> None:
+        self._events_received(self._parser.payload_written(size))
+
+    def _events_received(self, events: List[Any]) -> None:
         server = self._server
-        self._ping_outstanding = False  # any traffic proves the peer alive
-        for event in self._parser.feed(data):
+        # Any traffic proves the peer alive.
+        self._ping_outstanding = False
+        if server.idle_timeout:
+            self._last_seen = self.transport.loop.time()
+        for event in events:
             kind = event.__class__
             if kind is Message:
                 if self._state is _OPEN:

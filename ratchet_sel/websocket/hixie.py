@@ -110,6 +110,9 @@ class HixieParser:
 
     __slots__ = ("max_message_size", "_buffer", "_in_text", "_done")
 
+    #: The drafts have no large binary frames to read directly (see FrameParser).
+    large_frame_pending = False
+
     def __init__(self, *, max_message_size: int = 1024 * 1024) -> None:
         self.max_message_size = max_message_size
         self._buffer = bytearray()

@@ -24,7 +24,7 @@ __all__ = [
     "encode_frame", "encode_message", "encode_close_payload", "apply_mask", "apply_mask_inplace",
     "apply_mask_python", "apply_mask_inplace_python",
     "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
-    "SMALL_FRAME_HEADERS",
+    "SMALL_FRAME_HEADERS", "DIRECT_READ_MIN", "DIRECT_READ_STEP",
 ]
 
 OP_CONTINUATION = 0x0
@@ -329,6 +329,13 @@ class _GatherPool:
 
 _gather_pool = _GatherPool()
 
+#: Frames of at least this many bytes may have their payload read straight
+#: into their buffer (FrameParser.payload_buffer); smaller ones are not worth
+#: the extra read that stopping at the frame's end costs.
+DIRECT_READ_MIN = 64 * 1024
+#: The least a direct-read buffer grows by at a time.
+DIRECT_READ_STEP = 256 * 1024
+
 
 class FrameParser:
     """Turns client bytes into events; see the module docstring.
@@ -347,7 +354,7 @@ class FrameParser:
                  "_single_frame_limit", "_masked_fast_path",
                  "_buffer", "_done", "_frame_opcode", "_frame_fin", "_frame_left", "_frame_mask",
                  "_message_opcode", "_message_compressed", "_message_size", "_received",
-                 "_message_data", "_decoder", "_frame_buffer", "_frame_filled")
+                 "_message_data", "_decoder", "_frame_buffer", "_frame_filled", "large_frame_pending")
 
     def __init__(self, *, max_message_size: int = 1024 * 1024, max_frame_size: Optional[int] = None,
                  require_mask: bool = True, forbid_mask: bool = False, extension: Any = None) -> None:
@@ -383,6 +390,10 @@ class FrameParser:
         # cannot make the server allocate memory it never sends.
         self._frame_buffer: Any = None
         self._frame_filled = 0
+        #: True while the payload of a large binary frame (DIRECT_READ_MIN
+        #: bytes or more) is still to come: the transport may then read it
+        #: straight into :meth:`payload_buffer` instead of calling :meth:`feed`.
+        self.large_frame_pending = False
 
     def feed(self, data: bytes) -> List[Any]:
         """Add bytes; returns the events they complete (possibly none)."""
@@ -420,10 +431,11 @@ class FrameParser:
                 if gather is not None:
                     if take:
                         filled = self._frame_filled
-                        if filled + take <= len(gather):  # a kept buffer, large enough
-                            gather[filled:filled + take] = memoryview(buf)[pos:pos + take]
-                        else:  # a new one, growing with what arrives
-                            gather += memoryview(buf)[pos:pos + take]
+                        if len(gather) < filled + take:  # a new buffer grows with what arrives
+                            gather += bytes(filled + take - len(gather))
+                        # (through a memoryview: a bytearray slice assignment would copy twice)
+                        with memoryview(gather) as into:
+                            into[filled:filled + take] = memoryview(buf)[pos:pos + take]
                         self._frame_filled = filled + take
                         self._frame_left -= take
                         pos += take
@@ -501,6 +513,7 @@ class FrameParser:
                 if fin and masked and opcode == OP_BINARY and not self._message_compressed:
                     self._frame_buffer = _gather_pool.take(length)
                     self._frame_filled = 0
+                    self.large_frame_pending = length >= DIRECT_READ_MIN
             self._message_size += length
             self._frame_opcode = opcode
             self._frame_fin = bool(fin)
@@ -559,9 +572,42 @@ class FrameParser:
             raise ProtocolViolation(CloseCode.INVALID_DATA, "invalid UTF-8 in close reason") from None
         return Close(code, reason)
 
+    # -- reading a large frame's payload without feed() -----------------------
+    def payload_buffer(self) -> Optional[memoryview]:
+        """A writable view to read the current large frame's next payload bytes into, or None.
+
+        While :attr:`large_frame_pending` is true, a transport can skip one
+        copy per read: ``recv_into`` this view, release it, then report the
+        count with :meth:`payload_written`.  The view never reaches past the
+        frame, so the bytes after it are left for :meth:`feed`.  The buffer
+        grows with what has arrived (at most doubling, by at least
+        ``DIRECT_READ_STEP``), never to the length a header merely announced.
+        """
+        gather = self._frame_buffer
+        left = self._frame_left
+        if not self.large_frame_pending or not left or self._done:
+            return None
+        filled = self._frame_filled
+        room = len(gather) - filled
+        if room < left and room < DIRECT_READ_STEP:
+            gather += bytes(min(left, max(filled, DIRECT_READ_STEP)) - room)
+            room = len(gather) - filled
+        return memoryview(gather)[filled:filled + min(room, left)]
+
+    def payload_written(self, size: int) -> List[Any]:
+        """Count ``size`` bytes written into the (released) view of :meth:`payload_buffer`; returns the events they complete."""
+        if not 0 < size <= self._frame_left or not self.large_frame_pending:
+            raise ValueError("%d bytes written where %d were expected" % (size, self._frame_left))
+        self._frame_filled += size
+        self._frame_left -= size
+        if self._frame_left:
+            return []
+        return [self._finish_frame_buffer()]
+
     # -- message assembly ----------------------------------------------------
     def _finish_frame_buffer(self) -> Message:
         gather = self._frame_buffer
+        self.large_frame_pending = False
         with memoryview(gather) as view:  # released before the buffer may be resized again
             message = Message(apply_mask(view[:self._frame_filled], self._frame_mask))
         _gather_pool.give_back(gather)

@@ -179,8 +179,6 @@ class WsServer(HttpServerInterface):
     def on_message(self, conn: Any, data: bytes) -> None:
         ws = self.connections.get(conn)
         if ws is not None:
-            if self.idle_timeout:
-                ws._last_seen = conn.loop.time()
             ws._data_received(data)
         elif conn in self._awaiting_key3:
             self._key3_received(conn, data)

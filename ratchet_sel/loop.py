@@ -133,6 +133,9 @@ class Loop:
         self._registrations: Dict[int, _Registration] = {}
         self._ready: Deque[Handle] = deque()
         self._flushers: List[Callable[[], Any]] = []
+        # One list for the loop's life, so that flush_soon can be its bound
+        # append: no Python-level call per message sent.
+        self.flush_soon = self._flushers.append  # type: ignore[method-assign,assignment]
         self._timers: List[TimerHandle] = []
         self._timer_seq = itertools.count()
         self._running = False
@@ -403,14 +406,17 @@ class Loop:
                 self._guard(handle._run)
 
         flushers = self._flushers
-        while flushers:
-            self._flushers = []
-            for flush in flushers:
+        if flushers:
+            # Flushes may queue more flushes: run those too, in order.
+            done = 0
+            while done < len(flushers):
+                flush = flushers[done]
+                done += 1
                 try:
                     flush()
                 except Exception:
                     log.exception("unhandled exception in flush callback %r", flush)
-            flushers = self._flushers
+            flushers.clear()
 
     @staticmethod
     def _guard(fn: Callable[[], Any]) -> None:

@@ -258,7 +258,7 @@ class Connection:
             wbuf += data
             if not (self._corked or self._writing):
                 self._corked = True
-                self.loop.flush_soon(self._flush)
+                self.loop.flush_soon(self._on_writable)
             if len(wbuf) > self.low_water:
                 self._drain_armed = True
             return
@@ -334,13 +334,6 @@ class Connection:
         if len(self._wbuf) > self.low_water:
             self._drain_armed = True
 
-    def _flush(self) -> None:
-        self._corked = False
-        if self._wbuf and not self._writing and self._state <= Connection._CLOSING:
-            self._on_writable()
-            if self._wbuf and self._state <= Connection._CLOSING:
-                self._want_write()
-
     def _want_write(self) -> None:
         if not self._writing:
             self._writing = True
@@ -354,7 +347,12 @@ class Connection:
     write = send
 
     def _on_writable(self) -> None:
+        # Both the end-of-iteration flush of what send() corked and the
+        # EVENT_WRITE callback: one function, one call per flush.
+        self._corked = False
         wbuf = self._wbuf
+        if not wbuf or self._state > Connection._CLOSING:
+            return
         try:
             sent = self._sock.send(wbuf)
         except _WOULD_BLOCK:
@@ -366,6 +364,8 @@ class Connection:
         STATS.bytes_sent += sent
         del wbuf[:sent]
         if wbuf:
+            if not self._writing:
+                self._want_write()
             if len(wbuf) > self.low_water:
                 self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
             elif self._drain_armed and self._state == Connection._OPEN:

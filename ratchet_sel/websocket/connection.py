@@ -198,29 +198,16 @@ class WsConnection:
         self.transport.abort()
 
     # -- receiving -----------------------------------------------------------------
-    def _data_received(self, data: bytes) -> None:
+    def _data_received(self, data: Any, direct_size: int = 0) -> None:
+        # ``data`` from the transport's on_message, or ``direct_size`` bytes
+        # that the transport read straight into the parser's payload_buffer().
         parser = self._parser
-        self._events_received(parser.feed(data))
-        if parser.large_frame_pending:
-            # The rest of a large frame can go from the socket straight into its buffer.
-            read_directly = getattr(self.transport, "read_directly", None)
-            if read_directly is not None:
-                read_directly(self._payload_buffer, self._payload_read)
-
-    # For the transport's read_directly().
-    def _payload_buffer(self) -> Optional[memoryview]:
-        return self._parser.payload_buffer() if self._state is not _CLOSED else None
-
-    def _payload_read(self, size: int) -> None:
-        self._events_received(self._parser.payload_written(size))
-
-    def _events_received(self, events: List[Any]) -> None:
         server = self._server
         # Any traffic proves the peer alive.
         self._ping_outstanding = False
         if server.idle_timeout:
             self._last_seen = self.transport.loop.time()
-        for event in events:
+        for event in parser.payload_written(direct_size) if direct_size else parser.feed(data):
             kind = event.__class__
             if kind is Message:
                 if self._state is _OPEN:
@@ -242,6 +229,18 @@ class WsConnection:
                 self._peer_closed(event)
             elif kind is Failure:
                 self._fail(event.code, event.reason)
+        if parser.large_frame_pending and not direct_size:
+            # The rest of a large frame can go from the socket straight into its buffer.
+            read_directly = getattr(self.transport, "read_directly", None)
+            if read_directly is not None:
+                read_directly(self._payload_buffer, self._payload_read)
+
+    # For the transport's read_directly().
+    def _payload_buffer(self) -> Optional[memoryview]:
+        return self._parser.payload_buffer() if self._state is not _CLOSED else None
+
+    def _payload_read(self, size: int) -> None:
+        self._data_received(None, size)
 
     def _peer_closed(self, event: Close) -> None:
         self.close_code = CloseCode.NO_STATUS if event.code is None else event.code

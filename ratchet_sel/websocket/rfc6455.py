@@ -405,8 +405,109 @@ class FrameParser:
             buf: Any = self._buffer
         else:
             buf = data
+        # (one function for the whole parse: this runs for every read)
         try:
-            pos = self._parse(buf, events)
+            pos = 0
+            end = len(buf)
+            while not self._done:
+                if self._frame_opcode is not None:
+                    # Inside a data frame's payload: take what has arrived.
+                    take = min(self._frame_left, end - pos)
+                    gather = self._frame_buffer
+                    if gather is not None:
+                        if take:
+                            filled = self._frame_filled
+                            if len(gather) < filled + take:  # a new buffer grows with what arrives
+                                gather += bytes(filled + take - len(gather))
+                            # (through a memoryview: a bytearray slice assignment would copy twice)
+                            with memoryview(gather) as into:
+                                into[filled:filled + take] = memoryview(buf)[pos:pos + take]
+                            self._frame_filled = filled + take
+                            self._frame_left -= take
+                            pos += take
+                        if self._frame_left:
+                            break
+                        events.append(self._finish_frame_buffer())
+                        continue
+                    if take:
+                        self._consume_partial(buf[pos:pos + take])
+                        pos += take
+                    if self._frame_left:
+                        break
+                    fin = self._frame_fin
+                    self._frame_opcode = None
+                    if fin:
+                        events.append(self._finish_message())
+                    continue
+
+                if end - pos < 2:
+                    break
+                first = buf[pos]
+                second = buf[pos + 1]
+                fin = first & 0x80
+                opcode = first & 0x0F
+                length = second & 0x7F
+                header = 2
+                if length == 126:
+                    header = 4
+                    if end - pos < header:
+                        break
+                    length = _unpack_medium(buf, pos + 2)[0]
+                elif length == 127:
+                    header = 10
+                    if end - pos < header:
+                        break
+                    length = _unpack_long(buf, pos + 2)[0]
+                    if length >> 63:
+                        raise ProtocolViolation(CloseCode.PROTOCOL_ERROR,
+                                                "frame length has the most significant bit set")
+                masked = second & 0x80
+                if masked:
+                    header += 4
+                    if end - pos < header:
+                        break
+                payload_start = pos + header
+                if (fin and masked and self._masked_fast_path and not first & 0x70
+                        and (opcode == OP_TEXT or opcode == OP_BINARY)
+                        and end - payload_start >= length and length <= self._single_frame_limit
+                        and self._message_opcode is None):
+                    # The common case, already valid by the checks above: a whole
+                    # unfragmented, uncompressed, masked message within the limits.
+                    payload = apply_mask(buf[payload_start:payload_start + length],
+                                         bytes(buf[payload_start - 4:payload_start]))
+                    pos = payload_start + length
+                    if opcode == OP_TEXT:
+                        try:
+                            events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
+                        except UnicodeDecodeError:
+                            raise ProtocolViolation(CloseCode.INVALID_DATA, _INVALID_TEXT) from None
+                    else:
+                        events.append(Message(payload))
+                    continue
+
+                self._check_header(first, opcode, fin, masked, length)
+                if opcode >= OP_CLOSE:
+                    if end - payload_start < length:
+                        break  # control frames are small: wait for all of it
+                    payload = buf[payload_start:payload_start + length]
+                    if masked:
+                        payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
+                    pos = payload_start + length
+                    events.append(self._control_event(opcode, bytes(payload)))
+                    continue
+
+                if opcode != OP_CONTINUATION:
+                    self._start_message(opcode, bool(first & 0x40))
+                    if fin and masked and opcode == OP_BINARY and not self._message_compressed:
+                        self._frame_buffer = _gather_pool.take(length)
+                        self._frame_filled = 0
+                        self.large_frame_pending = length >= DIRECT_READ_MIN
+                self._message_size += length
+                self._frame_opcode = opcode
+                self._frame_fin = bool(fin)
+                self._frame_left = length
+                self._frame_mask = bytes(buf[payload_start - 4:payload_start]) if masked else b""
+                pos = payload_start
         except ProtocolViolation as exc:
             self._done = True
             self._buffer = b""
@@ -419,108 +520,6 @@ class FrameParser:
         else:
             self._buffer = bytearray(buf[pos:])
         return events
-
-    def _parse(self, buf: Any, events: List[Any]) -> int:
-        pos = 0
-        end = len(buf)
-        while not self._done:
-            if self._frame_opcode is not None:
-                # Inside a data frame's payload: take what has arrived.
-                take = min(self._frame_left, end - pos)
-                gather = self._frame_buffer
-                if gather is not None:
-                    if take:
-                        filled = self._frame_filled
-                        if len(gather) < filled + take:  # a new buffer grows with what arrives
-                            gather += bytes(filled + take - len(gather))
-                        # (through a memoryview: a bytearray slice assignment would copy twice)
-                        with memoryview(gather) as into:
-                            into[filled:filled + take] = memoryview(buf)[pos:pos + take]
-                        self._frame_filled = filled + take
-                        self._frame_left -= take
-                        pos += take
-                    if self._frame_left:
-                        return pos
-                    events.append(self._finish_frame_buffer())
-                    continue
-                if take:
-                    self._consume_partial(buf[pos:pos + take])
-                    pos += take
-                if self._frame_left:
-                    return pos
-                fin = self._frame_fin
-                self._frame_opcode = None
-                if fin:
-                    events.append(self._finish_message())
-                continue
-
-            if end - pos < 2:
-                return pos
-            first = buf[pos]
-            second = buf[pos + 1]
-            fin = first & 0x80
-            opcode = first & 0x0F
-            length = second & 0x7F
-            header = 2
-            if length == 126:
-                header = 4
-                if end - pos < header:
-                    return pos
-                length = _unpack_medium(buf, pos + 2)[0]
-            elif length == 127:
-                header = 10
-                if end - pos < header:
-                    return pos
-                length = _unpack_long(buf, pos + 2)[0]
-                if length >> 63:
-                    raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "frame length has the most significant bit set")
-            masked = second & 0x80
-            if masked:
-                header += 4
-                if end - pos < header:
-                    return pos
-            payload_start = pos + header
-            if (fin and masked and self._masked_fast_path and not first & 0x70 and (opcode == OP_TEXT or opcode == OP_BINARY)
-                    and end - payload_start >= length and length <= self._single_frame_limit
-                    and self._message_opcode is None):
-                # The common case, already valid by the checks above: a whole
-                # unfragmented, uncompressed, masked message within the limits.
-                payload = apply_mask(buf[payload_start:payload_start + length],
-                                     bytes(buf[payload_start - 4:payload_start]))
-                pos = payload_start + length
-                if opcode == OP_TEXT:
-                    try:
-                        events.append(Message(codecs.utf_8_decode(payload, "strict", True)[0]))
-                    except UnicodeDecodeError:
-                        raise ProtocolViolation(CloseCode.INVALID_DATA, _INVALID_TEXT) from None
-                else:
-                    events.append(Message(payload))
-                continue
-
-            self._check_header(first, opcode, fin, masked, length)
-            if opcode >= OP_CLOSE:
-                if end - payload_start < length:
-                    return pos  # control frames are small: wait for all of it
-                payload = buf[payload_start:payload_start + length]
-                if masked:
-                    payload = apply_mask(payload, bytes(buf[payload_start - 4:payload_start]))
-                pos = payload_start + length
-                events.append(self._control_event(opcode, bytes(payload)))
-                continue
-
-            if opcode != OP_CONTINUATION:
-                self._start_message(opcode, bool(first & 0x40))
-                if fin and masked and opcode == OP_BINARY and not self._message_compressed:
-                    self._frame_buffer = _gather_pool.take(length)
-                    self._frame_filled = 0
-                    self.large_frame_pending = length >= DIRECT_READ_MIN
-            self._message_size += length
-            self._frame_opcode = opcode
-            self._frame_fin = bool(fin)
-            self._frame_left = length
-            self._frame_mask = bytes(buf[payload_start - 4:payload_start]) if masked else b""
-            pos = payload_start
-        return pos
 
     def _check_header(self, first: int, opcode: int, fin: int, masked: int, length: int) -> None:
         if first & 0x30 or (first & 0x40 and (self.extension is None or opcode in _CONTROL_OPCODES)):
@@ -595,7 +594,9 @@ class FrameParser:
         return memoryview(gather)[filled:filled + min(room, left)]
 
     def payload_written(self, size: int) -> List[Any]:
-        """Count ``size`` bytes written into the (released) view of :meth:`payload_buffer`; returns the events they complete."""
+        """Count ``size`` bytes written into the (released) view of :meth:`payload_buffer`.
+
+        Returns the events they complete (the frame's message, when its last byte came)."""
         if not 0 < size <= self._frame_left or not self.large_frame_pending:
             raise ValueError("%d bytes written where %d were expected" % (size, self._frame_left))
         self._frame_filled += size

@@ -407,11 +407,9 @@ class Loop:
 
         flushers = self._flushers
         if flushers:
-            # Flushes may queue more flushes: run those too, in order.
-            done = 0
-            while done < len(flushers):
-                flush = flushers[done]
-                done += 1
+            # A list iterator also yields what is appended while it runs, so
+            # flushes queued by flushes run too, in order.
+            for flush in flushers:
                 try:
                     flush()
                 except Exception:

@@ -230,6 +230,29 @@ def test_call_soon_from_a_callback_waits_for_the_next_iteration(loop):
     assert fired == ["first", "second", "queued-by-first"]
 
 
+def test_flush_soon_runs_after_the_iterations_callbacks_and_flushes_queued_by_flushes(loop, caplog):
+    order = []
+
+    def first_flush():
+        order.append("flush 1")
+        loop.flush_soon(lambda: order.append("flush 3, queued by flush 1"))
+        raise RuntimeError("a failing flush must not stop the others")
+
+    def callback():
+        order.append("callback a")
+        loop.flush_soon(first_flush)
+        loop.flush_soon(lambda: order.append("flush 2"))
+
+    loop.call_soon(callback)
+    loop.call_soon(lambda: order.append("callback b"))
+    with caplog.at_level(logging.ERROR):
+        loop.run_once()
+    assert order == ["callback a", "callback b", "flush 1", "flush 2", "flush 3, queued by flush 1"]
+    assert "a failing flush must not stop the others" in caplog.text
+    loop.run_once()  # nothing is run twice
+    assert len(order) == 5
+
+
 def test_cancelled_call_soon_does_not_run(loop):
     fired = []
     handle = loop.call_soon(fired.append, "no")

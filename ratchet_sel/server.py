@@ -262,7 +262,7 @@ class Connection:
             if len(wbuf) > self.low_water:
                 self._drain_armed = True
             return
-        self._write_now(data)
+        self.try_write(data)  # nothing pending, open: it writes now
 
     def try_write(self, data: Any) -> bool:
         """Hand ``data`` to the kernel at once if nothing is pending; returns whether it did.
@@ -276,21 +276,18 @@ class Connection:
         """
         if self._wbuf or self._state != Connection._OPEN:
             return False
-        self._write_now(data)
-        return True
-
-    def _write_now(self, data: Any) -> None:
-        # Nothing is pending: the kernel gets the bytes now, the rest waits in the buffer.
+        # (the write itself is inline: a broadcast runs this once per receiver)
         try:
             sent = self._sock.send(data)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
             self._write_failed(exc)
-            return
+            return True
         STATS.bytes_sent += sent
         if sent < len(data):
             self._buffer_rest(memoryview(data)[sent:])
+        return True
 
     def writev(self, parts: Any) -> None:
         """Write several bytes-like ``parts`` in order, as one write, without joining them first.

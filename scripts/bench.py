@@ -143,7 +143,7 @@ def scale(quick):
         "echo_64k": dict(conns=10, size=65536, warmup=w, duration=d),
         "echo_1m": dict(conns=4, size=1024 * 1024, warmup=w, duration=d),
         "broadcast_1000": dict(conns=1000, size=32, count=50),
-        "broadcast_10000": dict(conns=10000, size=32, count=10),
+        "broadcast_10000": dict(conns=10000, size=32, count=30),
         "memory": dict(conns=10000, settle=1.5),
         "handshake": dict(concurrency=50, warmup=w, duration=d),
         "deflate_memory": dict(conns=2000, settle=1.5),

@@ -316,6 +316,7 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     shared: dict = {}
     plain: Optional[bytes] = None  # the frame for connections without an extension, the common case
     count = 0
+    written = 0  # shared frames written here
     frames: Any
     for conn in connections:
         if conn is exclude or conn._state is not _OPEN:
@@ -344,6 +345,7 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
             if not conn._room_for(len(frames)):
                 continue
             transport.send(frames)
-        STATS.messages_sent += 1
+        written += 1
         count += 1
+    STATS.messages_sent += written  # (conn.send counted its own)
     return count

@@ -44,6 +44,9 @@ export function bigText(totalBytes = 70_000) {
   return s;
 }
 const BIG = bigText();
+// Same bytes as clients.py BIG_BINARY: a 1 MiB binary message.
+const BIG_BINARY = Buffer.alloc(1 << 20);
+for (let i = 0; i < BIG_BINARY.length; i++) BIG_BINARY[i] = (i * 131 + (i >> 10)) & 0xff;
 
 class Fail extends Error {}
 
@@ -112,6 +115,7 @@ async function main() {
     ['text', TEXT, false],
     ['binary', BINARY, true],
     ['70kB', BIG, false],
+    ['1MiB binary', BIG_BINARY, true],
   ];
   for (const [name, msg, binary] of cases) {
     ws.send(msg, { binary });

@@ -8,11 +8,12 @@ Run with the interop venv's python (see scripts/interop.sh):
     clients.py shutdown --pid SERVER_PID ws://127.0.0.1:PORT/path
 
 Each echo client sends a non-ASCII text message, a binary message holding
-all 256 byte values and a 70,000-byte text message, checks each echo exactly
+all 256 byte values, a 70,000-byte text message and a 1 MiB binary message,
+checks each echo exactly
 (type and content), then closes with 1000 and checks the close handshake
 completes cleanly.  The `websockets` client also sends one message as three
 frames (continuation frames) and a ping.  It prints one line
-    interop NAME: text ok, binary ok, 70kB ok, close 1000 ok
+    interop NAME: text ok, binary ok, 70kB ok, 1MiB binary ok, close 1000 ok
 and exits 0, or prints a FAIL line describing the first failure and exits 1.
 
 `shutdown` connects, checks one echo, sends SIGTERM to the server and expects
@@ -53,6 +54,9 @@ def big_text(total_bytes: int = 70_000) -> str:
 
 
 BIG = big_text()
+# A whole binary message of 1 MiB (the server's default limit): its payload
+# is read straight into the message's buffer, in pieces of any size.
+BIG_BINARY = bytes((i * 131 + (i >> 10)) & 0xFF for i in range(1 << 20))
 
 
 class Fail(Exception):
@@ -115,7 +119,7 @@ def run_websockets(url: str) -> list[str]:
     with ws:  # leaving the block closes the connection if still open
         ext = ws.response.headers.get("Sec-WebSocket-Extensions")
         info.append(f"extensions={ext or 'none'}")
-        for label, msg in (("text", TEXT), ("binary", BINARY), ("70kB", BIG)):
+        for label, msg in (("text", TEXT), ("binary", BINARY), ("70kB", BIG), ("1MiB binary", BIG_BINARY)):
             try:
                 ws.send(msg)
                 got = ws.recv(timeout=TIMEOUT)
@@ -180,7 +184,7 @@ def run_websocket_client(url: str, hybi_version: int | None = None) -> list[str]
     try:
         headers = ws.getheaders() or {}
         ext = headers.get("sec-websocket-extensions")
-        for label, msg in (("text", TEXT), ("binary", BINARY), ("70kB", BIG)):
+        for label, msg in (("text", TEXT), ("binary", BINARY), ("70kB", BIG), ("1MiB binary", BIG_BINARY)):
             try:
                 if isinstance(msg, str):
                     ws.send(msg)

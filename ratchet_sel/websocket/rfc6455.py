@@ -24,7 +24,7 @@ __all__ = [
     "encode_frame", "encode_message", "encode_close_payload", "apply_mask", "apply_mask_inplace",
     "apply_mask_python", "apply_mask_inplace_python",
     "is_valid_close_code", "is_sendable_close_code", "CloseCode", "ProtocolViolation", "frame_header",
-    "SMALL_FRAME_HEADERS", "DIRECT_READ_MIN", "DIRECT_READ_STEP",
+    "SMALL_FRAME_HEADERS", "DIRECT_READ_MIN",
 ]
 
 OP_CONTINUATION = 0x0
@@ -330,11 +330,10 @@ class _GatherPool:
 _gather_pool = _GatherPool()
 
 #: Frames of at least this many bytes may have their payload read straight
-#: into their buffer (FrameParser.payload_buffer); smaller ones are not worth
-#: the extra read that stopping at the frame's end costs.
+#: into their buffer (FrameParser.payload_buffer), once that many bytes of it
+#: have arrived; smaller ones are not worth the extra read that stopping at
+#: the frame's end costs.
 DIRECT_READ_MIN = 64 * 1024
-#: The least a direct-read buffer grows by at a time.
-DIRECT_READ_STEP = 256 * 1024
 
 
 class FrameParser:
@@ -579,8 +578,10 @@ class FrameParser:
         copy per read: ``recv_into`` this view, release it, then report the
         count with :meth:`payload_written`.  The view never reaches past the
         frame, so the bytes after it are left for :meth:`feed`.  The buffer
-        grows with what has arrived (at most doubling, by at least
-        ``DIRECT_READ_STEP``), never to the length a header merely announced.
+        grows with what has arrived, at most doubling, never to the length a
+        header merely announces: until ``DIRECT_READ_MIN`` bytes of the
+        payload are in, and whenever the buffer is full with fewer, this
+        returns None and the next read goes through :meth:`feed`.
         """
         gather = self._frame_buffer
         left = self._frame_left
@@ -588,8 +589,10 @@ class FrameParser:
             return None
         filled = self._frame_filled
         room = len(gather) - filled
-        if room < left and room < DIRECT_READ_STEP:
-            gather += bytes(min(left, max(filled, DIRECT_READ_STEP)) - room)
+        if room < left and room < DIRECT_READ_MIN:
+            if filled < DIRECT_READ_MIN:
+                return None
+            gather += bytes(min(left, filled) - room)
             room = len(gather) - filled
         return memoryview(gather)[filled:filled + min(room, left)]
 

@@ -86,11 +86,7 @@ def table(runs):
         for name in run["meta"].get("servers", []):
             if name not in servers:
                 servers.append(name)
-    mids = []
-    for run in runs:
-        for mid in run["summary"]:
-            if mid not in mids and mid != "unmask":
-                mids.append(mid)
+    mids = table_mids(runs)
     lines = ["| measurement | unit | " + " | ".join(servers) + " |",
              "| --- | --- | " + " | ".join("---:" for _ in servers) + " |"]
     for mid in mids:
@@ -112,6 +108,57 @@ def table(runs):
         label = title(mid, params) if params else mid
         lines.append("| %s | %s | %s |" % (label, "KiB" if unit == "B/conn" else unit, " | ".join(cells)))
     return lines
+
+
+def cpu_table(runs):
+    """Server CPU per message (or delivery, or handshake): median and spread over runs.
+
+    Less sensitive than rates to how the load client and the server share the
+    machine's cores.  The ratio is websockets' CPU per operation over the
+    server's, inside each run (>1: less CPU than websockets)."""
+    servers = []
+    for run in runs:
+        for name in run["meta"].get("servers", []):
+            if name not in servers:
+                servers.append(name)
+    mids = [mid for mid in table_mids(runs)
+            if any(run["summary"].get(mid, {}).get(name, {}).get("server_us_per_op") is not None
+                   for run in runs for name in servers)]
+    if not mids:
+        return []
+    lines = ["", "Server CPU time per message, delivery or handshake, in µs (lower is better); "
+                 "(N.NNx) is websockets' CPU over this server's, inside each run:", "",
+             "| measurement | " + " | ".join(servers) + " |",
+             "| --- | " + " | ".join("---:" for _ in servers) + " |"]
+    for mid in mids:
+        cells = []
+        for name in servers:
+            values = [run["summary"].get(mid, {}).get(name, {}).get("server_us_per_op") for run in runs]
+            if all(v is None for v in values):
+                cells.append("-")
+                continue
+            cell = spread(values, "us")
+            if name != REFERENCE:
+                ratios = []
+                for run in runs:
+                    ours = run["summary"].get(mid, {}).get(name, {}).get("server_us_per_op")
+                    ref = run["summary"].get(mid, {}).get(REFERENCE, {}).get("server_us_per_op")
+                    ratios.append(ref / ours if ours and ref else None)
+                cell += ratio_cell(ratios)
+            cells.append(cell)
+        params = next((run["meta"].get("params", {}).get(mid) for run in runs
+                       if run["meta"].get("params", {}).get(mid)), None)
+        lines.append("| %s | %s |" % (title(mid, params) if params else mid, " | ".join(cells)))
+    return lines
+
+
+def table_mids(runs):
+    mids = []
+    for run in runs:
+        for mid in run["summary"]:
+            if mid not in mids and mid != "unmask":
+                mids.append(mid)
+    return mids
 
 
 def unmask_rows(runs):
@@ -191,6 +238,7 @@ def main(argv=None):
     out += header(runs)
     out.append("")
     out += table(runs)
+    out += cpu_table(runs)
     out += unmask_rows(runs)
     out += verdicts(runs)
     print("\n".join(out))

@@ -13,8 +13,9 @@ SCRIPT = os.path.join(ROOT, "scripts", "bench_summary.py")
 
 def run_result(echo_ours, echo_ws, met, load_end=0.5):
     summary = {"echo_50": {
-        "ratchet_sel": {"value": echo_ours, "vs_websockets": echo_ours / echo_ws, "rounds_ok": 3, "rounds": 3},
-        "websockets": {"value": echo_ws, "rounds_ok": 3, "rounds": 3},
+        "ratchet_sel": {"value": echo_ours, "vs_websockets": echo_ours / echo_ws, "rounds_ok": 3, "rounds": 3,
+                        "server_us_per_op": 1e6 / echo_ours},
+        "websockets": {"value": echo_ws, "rounds_ok": 3, "rounds": 3, "server_us_per_op": 1e6 / echo_ws},
         "floor": {"value": None, "na": True, "rounds_ok": 0, "rounds": 3}}}
     return {"meta": {"date": "2026-11-29 20:00", "rounds": 3, "servers": ["ratchet_sel", "websockets", "floor"],
                      "loadavg_start": [0.3, 0.2, 0.1], "loadavg_end": [load_end, 0.2, 0.1],
@@ -48,6 +49,10 @@ def test_medians_spreads_ratios_and_verdicts(tmp_path):
     assert "22,000 (20,000-25,000)" in row and "n.a." in row
     assert "| echo_50: ratchet_sel vs websockets | >= 2.00x | 3.00x, 1.60x, 2.27x | unsettled (met in 2/3 runs) |" \
         in text
+    # the CPU table: 1e6/rate µs per message, and websockets' CPU over ours inside each run
+    cpu_row = [line for line in text.splitlines() if line.startswith("| Echo 32 B text, 50 conns")][1]
+    assert "20.0 (16.7-25.0) 2.27x (1.60-3.00)" in cpu_row
+    assert "45.5 (40.0-50.0)" in cpu_row
 
 
 @pytest.mark.timeout(60)

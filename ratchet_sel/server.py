@@ -82,7 +82,7 @@ class Connection:
 
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "server",
-        "_sock", "_component", "_wbuf", "_state", "_reading", "_linger_timer",
+        "_sock", "_component", "_wbuf", "_wview", "_state", "_reading", "_linger_timer",
         "on_drain", "low_water", "_drain_armed", "_corked", "_writing", "_read_view", "_direct_sink",
     )
 
@@ -102,6 +102,9 @@ class Connection:
         self._sock = sock
         self._component = server.component
         self._wbuf = bytearray()
+        # The unsent rest of one large immutable write (bytes), kept as a view
+        # rather than copied; it goes out before _wbuf.
+        self._wview: Optional[memoryview] = None
         self._state = Connection._OPEN
         self._reading = False
         self._linger_timer: Any = None
@@ -132,7 +135,8 @@ class Connection:
     @property
     def buffered_amount(self) -> int:
         """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
-        return len(self._wbuf)
+        view = self._wview
+        return len(self._wbuf) + (len(view) if view is not None else 0)
 
     # -- reading -----------------------------------------------------------
     def _start_reading(self) -> None:
@@ -217,7 +221,7 @@ class Connection:
 
     def _peer_finished(self) -> None:
         log.debug("%r: peer closed", self)
-        if self._wbuf:
+        if self._wbuf or self._wview is not None:
             self._begin_close()  # the peer may still read what we owe it
         else:
             self._teardown()
@@ -254,12 +258,12 @@ class Connection:
         if self._state != Connection._OPEN:
             return
         wbuf = self._wbuf
-        if wbuf or len(data) < DIRECT_WRITE_SIZE:
+        if len(data) < DIRECT_WRITE_SIZE or wbuf or self._wview is not None:
             wbuf += data
             if not (self._corked or self._writing):
                 self._corked = True
                 self.loop.flush_soon(self._on_writable)
-            if len(wbuf) > self.low_water:
+            if len(wbuf) > self.low_water or (self._wview is not None and self.buffered_amount > self.low_water):
                 self._drain_armed = True
             return
         self.try_write(data)  # nothing pending, open: it writes now
@@ -274,7 +278,7 @@ class Connection:
         closing) nothing is written and False is returned: the caller applies
         its own policy for a client that is behind, then calls :meth:`send`.
         """
-        if self._wbuf or self._state != Connection._OPEN:
+        if self._wbuf or self._wview is not None or self._state != Connection._OPEN:
             return False
         # (the write itself is inline: a broadcast runs this once per receiver)
         try:
@@ -286,7 +290,7 @@ class Connection:
             return True
         STATS.bytes_sent += sent
         if sent < len(data):
-            self._buffer_rest(memoryview(data)[sent:])
+            self._buffer_rest(data, sent)
         return True
 
     def writev(self, parts: Any) -> None:
@@ -299,7 +303,7 @@ class Connection:
         if self._state != Connection._OPEN:
             return
         total = sum(len(part) for part in parts)
-        if self._wbuf or total < DIRECT_WRITE_SIZE or self.is_secure:
+        if self._wbuf or self._wview is not None or total < DIRECT_WRITE_SIZE or self.is_secure:
             for part in parts:
                 self.send(part)
             return
@@ -312,23 +316,25 @@ class Connection:
             return
         STATS.bytes_sent += sent
         if sent < total:
-            rest = []
-            for part in parts:  # skip what went out
+            for part in parts:  # skip what went out; the first part left may be kept as a view
                 size = len(part)
                 if sent >= size:
                     sent -= size
                     continue
-                rest.append(memoryview(part)[sent:])
+                self._buffer_rest(part, sent)
                 sent = 0
-            for part in rest:
-                self._wbuf += part
-            self._buffer_rest(b"")
 
-    def _buffer_rest(self, rest: Any) -> None:
-        # What the kernel did not take: keep it, and write it as the socket drains.
-        self._wbuf += rest
+    def _buffer_rest(self, data: Any, sent: int) -> None:
+        # What the kernel did not take of ``data`` (after ``sent`` bytes): keep
+        # it, and write it as the socket drains.  An immutable ``bytes`` that
+        # is the first thing pending is kept as a view, without a copy; a
+        # bytearray (which the application may change or resize) is copied.
+        if data.__class__ is bytes and self._wview is None and not self._wbuf:
+            self._wview = memoryview(data)[sent:]
+        else:
+            self._wbuf += memoryview(data)[sent:]
         self._want_write()
-        if len(self._wbuf) > self.low_water:
+        if self.buffered_amount > self.low_water:
             self._drain_armed = True
 
     def _want_write(self) -> None:
@@ -348,10 +354,16 @@ class Connection:
         # EVENT_WRITE callback: one function, one call per flush.
         self._corked = False
         wbuf = self._wbuf
-        if not wbuf or self._state > Connection._CLOSING:
+        view = self._wview
+        if (not wbuf and view is None) or self._state > Connection._CLOSING:
             return
         try:
-            sent = self._sock.send(wbuf)
+            if view is None:
+                sent = self._sock.send(wbuf)
+            elif wbuf and not self.is_secure:
+                sent = self._sock.sendmsg((view, wbuf))
+            else:
+                sent = self._sock.send(view)
         except _WOULD_BLOCK:
             sent = 0
         except OSError as exc:
@@ -359,11 +371,19 @@ class Connection:
             self._teardown()
             return
         STATS.bytes_sent += sent
-        del wbuf[:sent]
-        if wbuf:
+        if view is not None:
+            if sent < len(view):
+                self._wview = view[sent:]
+                sent = 0
+            else:
+                sent -= len(view)
+                self._wview = None
+        if sent:
+            del wbuf[:sent]
+        if wbuf or self._wview is not None:
             if not self._writing:
                 self._want_write()
-            if len(wbuf) > self.low_water:
+            if self.buffered_amount > self.low_water:
                 self._drain_armed = True  # the kernel refused bytes: a backlog, worth telling about its end
             elif self._drain_armed and self._state == Connection._OPEN:
                 self._drain_armed = False
@@ -394,6 +414,7 @@ class Connection:
         if self._state == Connection._OPEN:
             self._state = Connection._CLOSING
             self._wbuf = bytearray()
+            self._wview = None
             self._writing = False
             self.loop.forget(self._sock)
             self.loop.call_soon(self._finish_failed)
@@ -429,7 +450,7 @@ class Connection:
         self._state = Connection._CLOSING
         self._reading = False
         self.server._connection_ended(self)
-        if self._wbuf:
+        if self._wbuf or self._wview is not None:
             self.loop.add_reader(self._sock, self._on_discard_readable)
             self._want_write()
             self._linger_timer = self.loop.call_later(self.server.close_timeout, self._release)
@@ -489,6 +510,7 @@ class Connection:
         self.loop.forget(self._sock)
         self._writing = False
         self._wbuf = bytearray()
+        self._wview = None
         self._direct_sink = None
         try:
             self._sock.close()

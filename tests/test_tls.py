@@ -180,3 +180,30 @@ def test_app_serves_wss_with_certfile_and_keyfile():
         app.server.loop.call_soon_threadsafe(app.server.close)
         app.server.loop.stop()
         thread.join(10)
+
+
+def test_a_large_write_the_kernel_only_partly_takes_arrives_whole_over_tls():
+    # The unsent rest of a large bytes write is kept as a view; TLS sockets write it with send().
+    from support import Recorder
+    rec = Recorder()
+    payload = os.urandom(6 * 1024 * 1024)
+    with ServerThread(rec, ssl_context=server_context()) as st:
+        raw = socket.create_connection(("127.0.0.1", st.port), timeout=10)
+        client = client_context().wrap_socket(raw, server_hostname="localhost")
+        client.sendall(b"hi")
+        conns = rec.wait_opened(1)
+        rec.wait_data(conns[0], 2)
+        conn = conns[0]
+
+        def write():
+            conn.try_write(payload)
+            conn.send(b"tail")
+            return conn._wview is not None
+        assert st.call(write)
+        got = bytearray()
+        while len(got) < len(payload) + 4:
+            chunk = client.recv(1 << 20)
+            assert chunk
+            got += chunk
+        assert bytes(got) == payload + b"tail"
+        client.close()

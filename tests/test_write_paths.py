@@ -124,3 +124,70 @@ def test_two_servers_on_two_threads_keep_their_reads_apart():
             assert recv_exactly(c, len(blob)) == blob
             c.shutdown(socket.SHUT_WR)
             c.close()
+
+
+# -- the unsent rest of a large write: a view of immutable bytes, a copy of anything else --
+def test_unsent_rest_of_bytes_is_kept_as_a_view_and_later_writes_queue_behind_it():
+    payload = os.urandom(BIG)
+    rec = Recorder()
+    drained = []
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+
+        def writes():
+            conn.low_water = 1024
+            conn.on_drain = lambda: drained.append(conn.buffered_amount)
+            assert conn.try_write(payload)
+            kept = conn._wview
+            state = (kept is not None, kept.obj is payload if kept is not None else None, len(conn._wbuf),
+                     len(kept) if kept is not None else 0)
+            conn.send(b"small, after")                  # corked behind the view
+            conn.writev((b"head", b"x" * 100000))       # and this behind both
+            return state, conn.buffered_amount
+        (has_view, same_object, copied, rest), pending = st.call(writes)
+        # the kernel took part; the rest is the caller's own bytes, not a copy
+        assert has_view and same_object and copied == 0 and 0 < rest < BIG
+        assert pending == rest + 12 + 4 + 100000
+        expected = payload + b"small, after" + b"head" + b"x" * 100000
+        assert recv_exactly(client, len(expected)) == expected
+        assert st.call(lambda: (conn.buffered_amount, conn._wview)) == (0, None)
+        assert drained and drained[-1] <= 1024
+        client.close()
+
+
+def test_unsent_rest_of_a_bytearray_is_copied_so_the_application_may_change_it():
+    data = bytearray(os.urandom(BIG))
+    original = bytes(data)
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+
+        def write_then_change():
+            conn.writev((b"h", data))
+            kept = (conn._wview, len(conn._wbuf))
+            data[:] = b"changed"   # would raise BufferError if the transport held a view of it
+            return kept
+        view, copied = st.call(write_then_change)
+        assert view is None and copied > 0
+        assert recv_exactly(client, BIG + 1) == b"h" + original
+        client.close()
+
+
+def test_closing_waits_for_a_pending_view_to_be_delivered():
+    payload = os.urandom(BIG)
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        client = connect(st.port)
+        conn = rec.wait_conn_for(client)
+
+        def write_and_close():
+            conn.try_write(payload)
+            pending = conn._wview is not None
+            conn.close()
+            return pending
+        assert st.call(write_and_close)
+        assert recv_exactly(client, BIG) == payload
+        assert client.recv(1) == b""  # then the server's FIN
+        client.close()

@@ -81,11 +81,7 @@ def unit_of(runs, mid):
 
 
 def table(runs):
-    servers = []
-    for run in runs:
-        for name in run["meta"].get("servers", []):
-            if name not in servers:
-                servers.append(name)
+    servers = server_names(runs)
     mids = table_mids(runs)
     lines = ["| measurement | unit | " + " | ".join(servers) + " |",
              "| --- | --- | " + " | ".join("---:" for _ in servers) + " |"]
@@ -116,11 +112,7 @@ def cpu_table(runs):
     Less sensitive than rates to how the load client and the server share the
     machine's cores.  The ratio is websockets' CPU per operation over the
     server's, inside each run (>1: less CPU than websockets)."""
-    servers = []
-    for run in runs:
-        for name in run["meta"].get("servers", []):
-            if name not in servers:
-                servers.append(name)
+    servers = server_names(runs)
     mids = [mid for mid in table_mids(runs)
             if any(run["summary"].get(mid, {}).get(name, {}).get("server_us_per_op") is not None
                    for run in runs for name in servers)]
@@ -150,6 +142,15 @@ def cpu_table(runs):
                        if run["meta"].get("params", {}).get(mid)), None)
         lines.append("| %s | %s |" % (title(mid, params) if params else mid, " | ".join(cells)))
     return lines
+
+
+def server_names(runs):
+    names = []
+    for run in runs:
+        for name in run["meta"].get("servers", []):
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def table_mids(runs):

@@ -416,11 +416,14 @@ class FrameParser:
                     if gather is not None:
                         if take:
                             filled = self._frame_filled
-                            if len(gather) < filled + take:  # a new buffer grows with what arrives
-                                gather += bytes(filled + take - len(gather))
-                            # (through a memoryview: a bytearray slice assignment would copy twice)
-                            with memoryview(gather) as into:
-                                into[filled:filled + take] = memoryview(buf)[pos:pos + take]
+                            if len(gather) >= filled + take:
+                                # Room already there (a kept buffer): written through a
+                                # memoryview, as a bytearray slice assignment would copy twice.
+                                with memoryview(gather) as into:
+                                    into[filled:filled + take] = memoryview(buf)[pos:pos + take]
+                            else:  # grows with what arrives, one copy
+                                del gather[filled:]
+                                gather += memoryview(buf)[pos:pos + take]
                             self._frame_filled = filled + take
                             self._frame_left -= take
                             pos += take

@@ -131,6 +131,10 @@ async function run() {
   }
 
   for (const session of sessions) session.subscribe(TOPIC_CURIE, onEvent(session));
+  // WAMP v1 does not acknowledge a SUBSCRIBE; a call answered on a connection
+  // proves that connection's subscribe was handled (messages on one connection
+  // are handled in order), so ask on every connection before counting.
+  for (const session of [a, b]) await call(session, 'push:subscribers');
   let counts = await call(c, 'push:subscribers');
   report('subscribe', counts[TOPIC] === 3, `server counts ${JSON.stringify(counts)}`);
 

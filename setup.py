@@ -1,9 +1,9 @@
 """Packaging for ratchet_sel: the library needs nothing beyond the standard library.
 
-One optional C extension, ``ratchet_sel._speedups`` (WebSocket XOR masking), is
+One optional C extension, ``ratchet_sel.ops._speedups`` (WebSocket XOR masking), is
 compiled when a C compiler and Python's headers are present.  When it cannot
 be built the install goes on without it, silently apart from one line: the
-library falls back to its pure-Python masking (see ratchet_sel/accelerator.py).
+library falls back to its pure-Python masking (see ratchet_sel/ops/accelerator.py).
 """
 
 import sys
@@ -44,7 +44,7 @@ setup(
     license="MIT",
     packages=find_packages(include=["ratchet_sel", "ratchet_sel.*"]),
     package_data={"ratchet_sel": ["py.typed"]},
-    ext_modules=[Extension("ratchet_sel._speedups", ["ratchet_sel/_speedups.c"], optional=True)],
+    ext_modules=[Extension("ratchet_sel.ops._speedups", ["ratchet_sel/ops/_speedups.c"], optional=True)],
     cmdclass={"build_ext": OptionalBuildExt},
     python_requires=">=3.8",
     extras_require={"test": ["pytest", "pytest-timeout", "prometheus_client"]},

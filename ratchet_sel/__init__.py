@@ -16,23 +16,20 @@ Beyond one process: :class:`Topics` (publish/subscribe), :class:`RedisPubSub`
 :mod:`ratchet_sel.client` (``from ratchet_sel.client import connect``).
 """
 
+from . import _moved  # noqa: F401  (old module paths keep importing)
 from .component import ComponentDecorator, ComponentInterface, HttpServerInterface, MessageComponent
 from .http import HttpServer, Request, Response
-from .loop import Loop
-from .server import Connection, IoServer
+from .io import Connection, IoServer, Loop
 from .websocket import CloseCode, WsConnection, WsServer, broadcast
 from .app import App
-from .blacklist import IpBlackList
-from .flash import FlashPolicy
+from .server import FlashPolicy, IpBlackList, OriginCheck, TrustedProxies
 from .http import HealthCheck, Responder, Router, StaticFiles
-from .origin import OriginCheck
-from .proxy import TrustedProxies
 from .session import SessionProvider
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
-from .metrics import MetricsEndpoint
+from .ops.metrics import MetricsEndpoint
 from .wamp import WampServer, WampServerInterface
 from .workers import Workers, run_workers
-from . import accelerator as _accelerator
+from .ops import accelerator as _accelerator
 
 __version__ = "0.1.0"
 

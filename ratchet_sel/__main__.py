@@ -6,17 +6,17 @@ import logging
 import sys
 from typing import Any, List, Optional
 
-from . import accelerator, bundle
-from .addresses import parse_network
+from .ops import accelerator, bundle
+from .server.addresses import parse_network
 from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
-from .metrics import MetricsEndpoint
-from .origin import OriginCheck
-from .proxy import TrustedProxies
+from .ops.metrics import MetricsEndpoint
+from .server.origin import OriginCheck
+from .server.proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
-from .server import DEFAULT_MAX_CONNECTIONS, IoServer
+from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
 

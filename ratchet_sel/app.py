@@ -17,13 +17,13 @@ import logging
 from typing import Any, Iterable, List, Optional, Union
 
 from .component import ComponentDecorator, HttpServerInterface
-from .flash import FlashPolicy
+from .server.flash import FlashPolicy
 from .http.router import Route, Router
 from .http.server import HttpServer
-from .loop import Loop
-from .origin import OriginCheck
-from .proxy import TrustedProxies
-from .server import IoServer
+from .io.loop import Loop
+from .server.origin import OriginCheck
+from .server.proxy import TrustedProxies
+from .io.listener import IoServer
 from .websocket.server import WsServer
 
 __all__ = ["App", "speaks_http"]

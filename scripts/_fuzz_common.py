@@ -134,7 +134,7 @@ def _serve(argv: List[str]) -> int:
     from ratchet_sel import IoServer, WsServer
     from ratchet_sel.demo import Echo
     from ratchet_sel.http.response import Response
-    from ratchet_sel.server import Connection
+    from ratchet_sel.io.stream import Connection
     from ratchet_sel.websocket.connection import WsConnection
 
     parser = argparse.ArgumentParser(prog="_fuzz_common.py serve")

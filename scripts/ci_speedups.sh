@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: build the optional C accelerator (ratchet_sel/_speedups.c), check that it
+# CI: build the optional C accelerator (ratchet_sel/ops/_speedups.c), check that it
 # is the implementation in use, then run the whole test suite twice: with it,
 # and with RATCHET_SEL_NO_SPEEDUPS=1 (the pure-Python reference path).
 # Self-contained: installs a compiler and Python's headers when missing, and

@@ -16,7 +16,7 @@ from wsclient import WsClient, http_exchange, upgrade_request
 from ratchet_sel import (App, HttpServer, IpBlackList, MessageComponent, OriginCheck, Responder, Router,
                          StaticFiles, WsServer)
 from ratchet_sel.app import speaks_http
-from ratchet_sel.flash import POLICY_REQUEST
+from ratchet_sel.server.flash import POLICY_REQUEST
 from ratchet_sel.session import MemorySessionHandler, SessionProvider
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 from wsclient import WsClient, http_exchange
 
-from ratchet_sel.bundle import BundleError, archive_of, build_bundle, deployment_dir, read_beside
+from ratchet_sel.ops.bundle import BundleError, archive_of, build_bundle, deployment_dir, read_beside
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -148,7 +148,7 @@ READER_APP = '''\
 import os
 import sys
 
-from ratchet_sel.bundle import deployment_dir, read_beside
+from ratchet_sel.ops.bundle import deployment_dir, read_beside
 
 print("shipped:", read_beside(__file__, "greeting.txt").decode().strip())
 print("nested:", read_beside(__file__, "templates/page.html").decode().strip())

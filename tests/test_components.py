@@ -13,11 +13,11 @@ from wsclient import WsClient, http_exchange, read_response, upgrade_request
 
 from ratchet_sel import (FlashPolicy, HealthCheck, HttpServer, IpBlackList, MessageComponent, OriginCheck,
                          Responder, Router, StaticFiles, TrustedProxies, WsServer)
-from ratchet_sel.addresses import parse_network, parse_networks
-from ratchet_sel.flash import POLICY_REQUEST
+from ratchet_sel.server.addresses import parse_network, parse_networks
+from ratchet_sel.server.flash import POLICY_REQUEST
 from ratchet_sel.http import RequestParser, Response
 from ratchet_sel.http.static import content_type_for
-from ratchet_sel.proxy import client_address, forwarded_hops, parse_forwarded
+from ratchet_sel.server.proxy import client_address, forwarded_hops, parse_forwarded
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -191,7 +191,7 @@ def test_call_every_keeps_its_args_and_survives_exceptions(loop, caplog):
             loop.stop()
 
     handle = loop.call_every(0.002, tick, "x")
-    with caplog.at_level(logging.ERROR, logger="ratchet_sel.loop"):
+    with caplog.at_level(logging.ERROR, logger="ratchet_sel.io.loop"):
         run_loop(loop)
     assert seen == ["x"] * 4
     assert any("tick failed" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
@@ -359,13 +359,13 @@ def test_exception_in_callback_is_logged_and_loop_keeps_running(loop, caplog):
     loop.call_later(0.001, timer_boom)
     loop.call_later(0.002, fired.append, "after-timer")
     loop.call_later(0.003, loop.stop)
-    with caplog.at_level(logging.ERROR, logger="ratchet_sel.loop"):
+    with caplog.at_level(logging.ERROR, logger="ratchet_sel.io.loop"):
         run_loop(loop)
     assert fired == ["after-soon", "after-timer"]
-    logged = [r.exc_info[1] for r in caplog.records if r.name == "ratchet_sel.loop" and r.exc_info]
+    logged = [r.exc_info[1] for r in caplog.records if r.name == "ratchet_sel.io.loop" and r.exc_info]
     assert any(isinstance(e, ValueError) and "boom in call_soon" in str(e) for e in logged)
     assert any(isinstance(e, KeyError) for e in logged)
-    assert all(r.levelno >= logging.ERROR for r in caplog.records if r.name == "ratchet_sel.loop")
+    assert all(r.levelno >= logging.ERROR for r in caplog.records if r.name == "ratchet_sel.io.loop")
 
 
 def test_exception_in_reader_callback_is_logged_and_loop_keeps_running(loop, caplog):
@@ -382,7 +382,7 @@ def test_exception_in_reader_callback_is_logged_and_loop_keeps_running(loop, cap
         b.send(b"x")
         loop.call_later(0.01, fired.append, "timer")
         loop.call_later(0.02, loop.stop)
-        with caplog.at_level(logging.ERROR, logger="ratchet_sel.loop"):
+        with caplog.at_level(logging.ERROR, logger="ratchet_sel.io.loop"):
             run_loop(loop)
         assert fired == ["timer"]
         assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in caplog.records)

@@ -7,9 +7,9 @@ from wsclient import WsClient, http_exchange, read_response, upgrade_request
 
 from ratchet_sel import MessageComponent, WsServer
 from ratchet_sel.http.server import HttpServer
-from ratchet_sel.loop import Loop
-from ratchet_sel.metrics import CONTENT_TYPE, METRICS, LoopMonitor, MetricsEndpoint, render, snapshot
-from ratchet_sel.stats import STATS
+from ratchet_sel.io.loop import Loop
+from ratchet_sel.ops.metrics import CONTENT_TYPE, METRICS, LoopMonitor, MetricsEndpoint, render, snapshot
+from ratchet_sel.ops.stats import STATS
 
 parser = pytest.importorskip("prometheus_client.parser",
                              reason="prometheus_client (a development dependency) checks the exposition format")

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from ratchet_sel.pubsub import Backplane, Publication, Topics, subscriber_key
-from ratchet_sel.pubsub import envelope, topics as topics_module
+from ratchet_sel.pubsub import envelope
 
 from ratchet_sel import MessageComponent, WsServer
 from support import ServerThread
@@ -92,7 +92,7 @@ def test_own_publications_echoed_back_are_dropped():
 def test_keys_are_stable_and_respect_pubsub_key():
     a = FakeConn("a")
     assert subscriber_key(a) == subscriber_key(a)
-    assert subscriber_key(a).startswith(topics_module.NODE_ID)
+    assert subscriber_key(a).startswith(envelope.NODE_ID)
     b = FakeConn("b")
     b.pubsub_key = "session-42"
     assert subscriber_key(b) == "session-42"

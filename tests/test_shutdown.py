@@ -112,7 +112,7 @@ def test_without_a_kernel_answer_the_linger_is_kept(monkeypatch):
 
 
 def test_kernel_unsent_bytes_of_a_socket():
-    from ratchet_sel.server import kernel_unsent_bytes
+    from ratchet_sel.io.stream import kernel_unsent_bytes
     a, b = socket.socketpair()
     try:
         count = kernel_unsent_bytes(a)

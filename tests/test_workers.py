@@ -21,7 +21,7 @@ import pytest
 
 from ratchet_sel.websocket.rfc6455 import OP_CLOSE, Close, encode_close_payload
 from ratchet_sel.workers import (PUBLISH, READY, SUBSCRIBE, UNSUBSCRIBE, ChannelError, FrameReader,
-                                 encode_frame, reuse_port_available)
+                                 encode_channel_frame, reuse_port_available)
 from support import ensure_fd_limit
 from wsclient import WsClient, http_exchange
 
@@ -255,7 +255,7 @@ def close_all(clients: List[WsClient]) -> None:
 def test_frames_round_trip_when_fed_byte_by_byte():
     frames = [(SUBSCRIBE, "chat", b""), (PUBLISH, "chat", b"\x00rsel1{}\nhello"), (UNSUBSCRIBE, "é", b""),
               (READY, "", b"")]
-    stream = b"".join(encode_frame(*frame) for frame in frames)
+    stream = b"".join(encode_channel_frame(*frame) for frame in frames)
     reader = FrameReader()
     got = []
     for index in range(len(stream)):
@@ -266,7 +266,7 @@ def test_frames_round_trip_when_fed_byte_by_byte():
 
 def test_frames_in_one_read_and_a_partial_tail():
     reader = FrameReader()
-    stream = encode_frame(PUBLISH, "t", b"x" * 1000) * 3
+    stream = encode_channel_frame(PUBLISH, "t", b"x" * 1000) * 3
     assert len(reader.feed(stream[:-10])) == 2
     assert reader.buffered == len(stream) // 3 - 10
     assert reader.feed(stream[-10:]) == [(PUBLISH, "t", b"x" * 1000)]
@@ -275,7 +275,7 @@ def test_frames_in_one_read_and_a_partial_tail():
 def test_frame_over_the_limit_is_refused_before_it_is_read():
     reader = FrameReader(max_frame=100)
     with pytest.raises(ChannelError, match="limit"):
-        reader.feed(encode_frame(PUBLISH, "t", b"x" * 200)[:8])
+        reader.feed(encode_channel_frame(PUBLISH, "t", b"x" * 200)[:8])
 
 
 @pytest.mark.parametrize("data, message", [
@@ -291,7 +291,7 @@ def test_broken_frames_are_errors(data, message):
 
 def test_topic_names_longer_than_the_length_field_are_refused():
     with pytest.raises(ChannelError):
-        encode_frame(SUBSCRIBE, "x" * 70000)
+        encode_channel_frame(SUBSCRIBE, "x" * 70000)
 
 
 # -- the command line -----------------------------------------------------------------------------

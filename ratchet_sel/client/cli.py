@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, Optional
 
-from ..loop import Loop
+from ..io.loop import Loop
 from ..websocket.rfc6455 import CloseCode
 from .handshake import split_header
 from .loop import connect_async

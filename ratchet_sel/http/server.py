@@ -4,7 +4,7 @@ import logging
 from typing import Any, Callable, Dict, Optional, Set
 
 from ..component import MessageComponent
-from ..stats import STATS
+from ..ops.stats import STATS
 from .request import HttpError, Request, RequestParser
 from .response import Response, error_response
 

@@ -23,9 +23,10 @@ from another program that begins with the magic bytes (a NUL, then
 """
 
 import json
+import secrets
 from typing import Any, FrozenSet, Iterable, Optional, Union
 
-__all__ = ["Publication", "MAGIC", "encode", "decode", "EnvelopeError"]
+__all__ = ["Publication", "MAGIC", "encode", "decode", "EnvelopeError", "NODE_ID", "renew_node_id"]
 
 #: The first bytes of an enveloped publication.
 MAGIC = b"\x00rsel1"
@@ -36,6 +37,19 @@ MAX_HEADER = 1 << 20
 
 class EnvelopeError(ValueError):
     """An enveloped publication whose header cannot be read."""
+
+
+#: This process's identity on a backplane, stamped on every publication it
+#: makes: what it sent comes back from Redis (it is subscribed too) and is
+#: recognised by it.  Made anew in each forked worker by :func:`renew_node_id`.
+NODE_ID = secrets.token_hex(8)
+
+
+def renew_node_id() -> str:
+    """Give this process a new node identity (called in a child after ``fork``)."""
+    global NODE_ID
+    NODE_ID = secrets.token_hex(8)
+    return NODE_ID
 
 
 class Publication:
@@ -51,12 +65,11 @@ class Publication:
 
     def __init__(self, topic: str, message: Union[str, bytes], exclude: Iterable[str] = (),
                  eligible: Iterable[str] = (), origin: Optional[str] = None) -> None:
-        from . import topics  # the node id changes in forked workers: read it at publish time
         self.topic = topic
         self.message = message
         self.exclude: FrozenSet[str] = frozenset(exclude)
         self.eligible: FrozenSet[str] = frozenset(eligible)
-        self.origin = topics.NODE_ID if origin is None else origin
+        self.origin = NODE_ID if origin is None else origin  # read now: a forked worker renews it
 
     @property
     def is_text(self) -> bool:

@@ -45,7 +45,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set
 from urllib.parse import unquote, urlsplit
 
-from ..loop import Loop
+from ..io.loop import Loop
 from . import envelope
 from .envelope import Publication
 from .resp import RedisError, Reply, RespParser, RespProtocolError, encode_command, split_message

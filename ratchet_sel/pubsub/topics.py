@@ -26,30 +26,18 @@ Exclusion across processes works by *keys*: every subscriber has one
 """
 
 import logging
-import secrets
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Union
 
 from ..websocket.connection import broadcast
-from .envelope import Publication
+from . import envelope
+from .envelope import Publication, renew_node_id
 
-__all__ = ["Topics", "Backplane", "subscriber_key", "NODE_ID"]
+__all__ = ["Topics", "Backplane", "subscriber_key", "renew_node_id"]
 
 log = logging.getLogger(__name__)
 
-#: This process's identity on a backplane: publications it sent come back
-#: from Redis (it is subscribed too) and are recognised by it.  Made anew in
-#: each forked worker by :func:`renew_node_id`.
-NODE_ID = secrets.token_hex(8)
-
 Message = Union[str, bytes]
 Listener = Callable[[Publication], Any]
-
-
-def renew_node_id() -> str:
-    """Give this process a new node identity (called in a child after ``fork``)."""
-    global NODE_ID
-    NODE_ID = secrets.token_hex(8)
-    return NODE_ID
 
 
 def subscriber_key(conn: Any) -> str:
@@ -61,7 +49,7 @@ def subscriber_key(conn: Any) -> str:
     """
     key = getattr(conn, "pubsub_key", None)
     if key is None:
-        key = "%s.%x" % (NODE_ID, id(conn))
+        key = "%s.%x" % (envelope.NODE_ID, id(conn))
         try:
             conn.pubsub_key = key
         except AttributeError:  # an object without room for attributes: still unique while alive
@@ -82,7 +70,7 @@ class Backplane:
 
     The backplane hands what it receives from other processes to
     ``hub.deliver_remote(publication)``; it must drop its own publications
-    (``publication.origin == NODE_ID``) if its transport echoes them back.
+    (``publication.origin == envelope.NODE_ID``) if its transport echoes them back.
     Every method must return quickly and never raise into the application:
     a backplane that is down logs, counts and keeps trying on its own.
     """
@@ -253,7 +241,7 @@ class Topics:
 
     def deliver_remote(self, publication: Publication) -> int:
         """Deliver a publication that came from another process (called by the backplane)."""
-        if publication.origin == NODE_ID:
+        if publication.origin == envelope.NODE_ID:
             return 0
         return self._deliver(publication)
 

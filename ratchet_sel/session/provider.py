@@ -5,7 +5,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 from ..component import ComponentDecorator
-from ..guard import request_of
+from ..server.guard import request_of
 from .base import BadSignature, InvalidSession, SessionExpired, SessionHandler
 
 __all__ = ["SessionProvider", "EMPTY_SESSION", "load_session"]

@@ -3,7 +3,7 @@
 import logging
 from typing import Any, Iterable, List, Optional, Union
 
-from ..stats import STATS
+from ..ops.stats import STATS
 from . import hixie
 from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
                       Ping, Pong, SMALL_FRAME_HEADERS, encode_close_payload, encode_frame, encode_message, frame_header,

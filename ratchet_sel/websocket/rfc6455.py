@@ -16,7 +16,7 @@ import struct
 import threading
 from typing import Any, Callable, List, Optional, Union
 
-from .. import accelerator
+from ..ops import accelerator
 
 __all__ = [
     "OP_CONTINUATION", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",

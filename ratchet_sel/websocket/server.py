@@ -7,7 +7,7 @@ from ..component import HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
-from ..stats import STATS
+from ..ops.stats import STATS
 from . import hixie
 from .connection import HixieConnection, WsConnection
 from .deflate import PerMessageDeflate

@@ -14,10 +14,10 @@ none of that connection's later events are passed on either.
 import logging
 from typing import Any, Dict, NamedTuple, Optional, Set
 
-from .component import ComponentDecorator
-from .http.server import refuse
-from .websocket.connection import WsConnection
-from .websocket.rfc6455 import CloseCode
+from ..component import ComponentDecorator
+from ..http.server import refuse
+from ..websocket.connection import WsConnection
+from ..websocket.rfc6455 import CloseCode
 
 __all__ = ["Guard", "Refusal", "refuse_connection", "request_of"]
 

@@ -1,6 +1,6 @@
 """The optional C accelerator: which WebSocket masking implementation runs.
 
-``ratchet_sel/_speedups.c`` (XOR masking, nothing else) is compiled by
+``ratchet_sel/ops/_speedups.c`` (XOR masking, nothing else) is compiled by
 ``setup.py`` when a C compiler and Python's headers are present, and silently
 left out when they are not.  The library never needs it: from a copied folder,
 a zipapp or an install without a compiler, the pure-Python reference in
@@ -24,7 +24,7 @@ def _load() -> Tuple[Optional[Any], str]:
     if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
         return None, "pure Python (%s is set)" % DISABLE_VARIABLE
     try:
-        module = importlib.import_module("ratchet_sel._speedups")
+        module = importlib.import_module("ratchet_sel.ops._speedups")
     except ImportError:
         return None, "pure Python (the C accelerator is not built)"
     return module, "C accelerator (%s)" % os.path.basename(getattr(module, "__file__", None) or "_speedups")

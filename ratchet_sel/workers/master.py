@@ -37,57 +37,37 @@ with its exit status and replaced at once; one that dies again soon after
 starting is replaced with an exponential backoff.  A worker whose master
 disappears shuts itself down.
 
-The channel between master and worker carries length-prefixed frames::
-
-    length (4 bytes, big-endian: what follows)  kind (1 byte)
-    topic length (2 bytes)  topic (UTF-8)  payload
-
-where the payload of a ``PUBLISH`` frame is the wire envelope of
-:mod:`ratchet_sel.pubsub.envelope`.  Both ends are non-blocking, with a
-bounded write buffer: a publication that does not fit is dropped, counted and
-logged, never queued without limit.
+The channel between master and worker carries length-prefixed frames
+(:mod:`~ratchet_sel.workers.wire`); both ends are non-blocking, with a bounded
+write buffer (:mod:`~ratchet_sel.workers.channel`): a publication that does
+not fit is dropped, counted and logged, never queued without limit.  The
+worker side is :mod:`~ratchet_sel.workers.worker`.
 """
 
 import errno
-import json
 import logging
 import os
 import signal
 import socket
-import struct
 import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import stats
-from .loop import Loop
-from .pubsub import topics as _topics
-from .pubsub.envelope import EnvelopeError, Publication, decode, encode
-from .pubsub.topics import Backplane, Topics
-from .server import IoServer, bind_listener
+from ..io.listener import IoServer, bind_listener
+from ..io.loop import Loop
+from ..ops import stats
+from ..pubsub.envelope import renew_node_id
+from .channel import Channel
+from .wire import (DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, METRICS, PUBLISH, READY, SUBSCRIBE, UNSUBSCRIBE,
+                   encode_channel_frame)
+from .worker import ConnectionLog, Worker
 
-__all__ = ["run_workers", "Workers", "Worker", "WorkerBackplane", "MAX_WORKERS",
-           "ChannelError", "FrameReader", "encode_frame",
-           "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "READY", "METRICS"]
+__all__ = ["run_workers", "Workers", "ListenAddress", "MAX_WORKERS", "EXIT_BOOT_FAILED", "reuse_port_available"]
 
 log = logging.getLogger(__name__)
 
 #: The most workers one master runs.
 MAX_WORKERS = 64
-
-#: Frame kinds on a master/worker channel.  METRICS carries a worker's
-#: metrics snapshot (JSON; the topic names the worker; empty: it is gone).
-SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS = 1, 2, 3, 4, 5
-_KINDS = {SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS}
-
-_HEADER = struct.Struct("!IBH")  # length of the rest, kind, topic length
-_MAX_TOPIC = 0xFFFF
-
-#: Largest frame (after its length field) a channel accepts: a bigger
-#: publication is refused at the publisher with a log line.
-DEFAULT_MAX_FRAME = 16 * 1024 * 1024 + 64 * 1024
-#: Most bytes a channel end buffers for a peer that does not read.
-DEFAULT_CHANNEL_BUFFER = 16 * 1024 * 1024
 
 #: A worker that exits sooner than this after it started "died at once":
 #: its replacement waits, doubling from RESPAWN_BACKOFF up to RESPAWN_BACKOFF_MAX.
@@ -99,388 +79,8 @@ RESPAWN_BACKOFF_MAX = 30.0
 #: factory raised, its port could not be bound).
 EXIT_BOOT_FAILED = 3
 
-_RECV_SIZE = 256 * 1024
 
-
-# -- the channel codec (sans-IO) ------------------------------------------------------------
-class ChannelError(ValueError):
-    """A frame on a master/worker channel that breaks the format or its limits."""
-
-
-def encode_frame(kind: int, topic: str = "", payload: bytes = b"") -> bytes:
-    """One channel frame; raises :class:`ChannelError` for a topic longer than 65,535 bytes."""
-    name = topic.encode("utf-8")
-    if len(name) > _MAX_TOPIC:
-        raise ChannelError("topic name longer than %d bytes" % _MAX_TOPIC)
-    return _HEADER.pack(3 + len(name) + len(payload), kind, len(name)) + name + payload
-
-
-class FrameReader:
-    """Cuts a channel's byte stream into ``(kind, topic, payload)`` frames.
-
-    Raises :class:`ChannelError` for a frame longer than ``max_frame``, of an
-    unknown kind, or whose topic is not UTF-8; the channel is then unusable.
-    """
-
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self.max_frame = max_frame
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> List[Tuple[int, str, bytes]]:
-        """The frames completed by ``data``, in order."""
-        buffer = self._buffer
-        buffer += data
-        frames = []
-        offset = 0
-        end = len(buffer)
-        while end - offset >= 4:
-            length = int.from_bytes(buffer[offset:offset + 4], "big")
-            if length > self.max_frame:
-                raise ChannelError("frame of %d bytes is over the %d-byte limit" % (length, self.max_frame))
-            if length < 3:
-                raise ChannelError("frame of %d bytes is too short" % length)
-            if end - offset - 4 < length:
-                break
-            _, kind, topic_length = _HEADER.unpack_from(buffer, offset)
-            if kind not in _KINDS:
-                raise ChannelError("unknown frame kind %d" % kind)
-            if topic_length > length - 3:
-                raise ChannelError("topic length %d overruns its frame" % topic_length)
-            start = offset + _HEADER.size
-            try:
-                topic = buffer[start:start + topic_length].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ChannelError("topic is not UTF-8") from None
-            frames.append((kind, topic, bytes(buffer[start + topic_length:offset + 4 + length])))
-            offset += 4 + length
-        if offset:
-            del buffer[:offset]
-        return frames
-
-    @property
-    def buffered(self) -> int:
-        """Bytes of an incomplete frame waiting for the rest."""
-        return len(self._buffer)
-
-
-# -- one end of a channel, on a loop --------------------------------------------------------
-class _Channel:
-    """A non-blocking socketpair end on a loop: frames out through a bounded buffer, frames in."""
-
-    def __init__(self, loop: Loop, sock: socket.socket, on_frame: Callable[[int, str, bytes], Any],
-                 on_closed: Callable[[], Any], name: str, max_buffer: int, max_frame: int) -> None:
-        self.loop = loop
-        self.sock = sock
-        self.name = name
-        self.max_buffer = max_buffer
-        self.max_frame = max_frame
-        self.dropped = 0
-        self._on_frame = on_frame
-        self._on_closed = on_closed
-        self._reader = FrameReader(max_frame)
-        self._out = bytearray()
-        self._flush_scheduled = False
-        self._writing = False
-        self._closed = False
-        self._last_drop_log = 0.0
-        sock.setblocking(False)
-        loop.add_reader(sock, self._on_readable)
-
-    @property
-    def closed(self) -> bool:
-        """True once the channel is closed (by either end)."""
-        return self._closed
-
-    def send(self, frame: bytes, droppable: bool = True, now: bool = False) -> bool:
-        """Queue one encoded frame; False when dropped (closed, or the buffer is full).
-
-        ``now`` writes at once instead of at the end of the loop iteration
-        (with whatever was queued before it, so the order holds).
-        """
-        if self._closed:
-            return False
-        if droppable and self._out and len(self._out) + len(frame) > self.max_buffer:
-            self.dropped += 1
-            moment = time.monotonic()
-            if moment - self._last_drop_log >= 5.0:
-                self._last_drop_log = moment
-                log.warning("%s does not keep up: %d KiB buffered; %d publication(s) dropped so far",
-                            self.name, len(self._out) // 1024, self.dropped)
-            return False
-        self._out += frame
-        if now:
-            self._write()
-        elif not self._flush_scheduled and not self._writing:
-            self._flush_scheduled = True
-            self.loop.flush_soon(self._flush)  # one write for every frame of this loop iteration
-        return True
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        self._write()
-
-    def _write(self) -> None:
-        if self._closed:
-            return
-        while self._out:
-            try:
-                sent = self.sock.send(self._out)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                log.debug("%s: write failed: %s", self.name, exc)
-                self.close()
-                return
-            del self._out[:sent]
-        if self._out and not self._writing:
-            self._writing = True
-            self.loop.add_writer(self.sock, self._write)
-        elif not self._out and self._writing:
-            self._writing = False
-            self.loop.remove_writer(self.sock)
-
-    def _on_readable(self) -> None:
-        try:
-            data = self.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            log.debug("%s: read failed: %s", self.name, exc)
-            data = b""
-        if not data:
-            self.close()
-            return
-        try:
-            frames = self._reader.feed(data)
-        except ChannelError as exc:
-            log.error("%s: broken frame (%s); closing the channel", self.name, exc)
-            self.close()
-            return
-        for kind, topic, payload in frames:
-            if self._closed:
-                return
-            try:
-                self._on_frame(kind, topic, payload)
-            except Exception:
-                log.exception("%s: handling a frame failed", self.name)
-
-    def close(self) -> None:
-        """Close the socket and tell the owner (once)."""
-        if self._closed:
-            return
-        self._closed = True
-        self.loop.forget(self.sock)
-        self.sock.close()
-        self._out.clear()
-        self._on_closed()
-
-    def close_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor without touching the parent's loop."""
-        self._closed = True
-        self.sock.close()
-
-
-# -- the worker side --------------------------------------------------------------------------
-class WorkerBackplane(Backplane):
-    """The backplane of a hub in a worker: publications go through the master to the other workers.
-
-    Made by :class:`Worker` (``worker.backplane``); one hub attaches to it.
-    """
-
-    def __init__(self, worker: "Worker") -> None:
-        self.worker = worker
-        self._hub: Optional[Topics] = None
-        self.dropped = 0
-
-    def attach(self, hub: Topics) -> None:
-        """Remember the hub; it gets what the other workers publish on its topics."""
-        if self._hub is not None and self._hub is not hub:
-            raise RuntimeError("a worker's backplane serves one Topics hub: share worker.topics")
-        self.hub = self._hub = hub
-        for topic in sorted(hub.topic_names()):
-            self.channel_added(topic)
-
-    def channel_added(self, topic: str) -> None:
-        """Ask the master for the publications of ``topic``."""
-        self.worker._send_control(SUBSCRIBE, topic)
-
-    def channel_removed(self, topic: str) -> None:
-        """Tell the master this worker no longer wants ``topic``."""
-        self.worker._send_control(UNSUBSCRIBE, topic)
-
-    def publish(self, publication: Publication) -> None:
-        """Hand a local publication to the master, which relays it to the other workers."""
-        try:
-            frame = encode_frame(PUBLISH, publication.topic, encode(publication))
-        except ChannelError as exc:
-            log.error("cannot relay a publication on %r: %s", publication.topic, exc)
-            return
-        if len(frame) - 4 > self.worker.max_frame:
-            self.dropped += 1
-            log.error("a publication of %d bytes on %r is over the %d-byte relay limit: "
-                      "delivered in this worker only", len(frame), publication.topic, self.worker.max_frame)
-            return
-        if not self.worker._send(frame):
-            self.dropped += 1
-
-    def _deliver(self, topic: str, payload: bytes) -> None:
-        if self._hub is None:
-            return
-        try:
-            publication = decode(topic, payload)
-        except EnvelopeError as exc:
-            log.error("dropped a relayed publication on %r: %s", topic, exc)
-            return
-        self._hub.deliver_remote(publication)
-
-    def close(self) -> None:
-        """Forget the hub (the channel belongs to the worker and closes with it)."""
-        self._hub = None
-
-
-class Worker:
-    """What a worker's factory gets, in the worker process after ``fork``.
-
-    - ``index``: the worker's slot, 1 to n (a replacement keeps the slot);
-    - ``pid``: this process's id;
-    - ``loop``: the worker's :class:`~ratchet_sel.Loop` (its server runs on it;
-      build anything that needs a loop, such as a Redis backplane, on it);
-    - ``backplane``: a :class:`WorkerBackplane` to the master's hub;
-    - ``topics``: a :class:`~ratchet_sel.pubsub.Topics` hub on that backplane,
-      made on first use: the simplest way to share topics between workers;
-    - :meth:`share_metrics` and :meth:`metrics_snapshots`: every worker's
-      metrics, for a :class:`~ratchet_sel.metrics.MetricsEndpoint` that
-      answers for the whole server from any worker.
-    """
-
-    def __init__(self, index: int, loop: Loop, sock: socket.socket, *,
-                 max_buffer: int = DEFAULT_CHANNEL_BUFFER, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self.index = index
-        self.pid = os.getpid()
-        self.loop = loop
-        self.max_frame = max_frame
-        self.server: Optional[IoServer] = None
-        self.backplane = WorkerBackplane(self)
-        self._topics: Optional[Topics] = None
-        self._stop_callbacks: List[Callable[[], Any]] = []
-        self._peer_snapshots: Dict[str, Dict[str, Any]] = {}
-        self._metrics_timer: Any = None
-        self._channel = _Channel(loop, sock, self._on_frame, self._master_lost,
-                                 "the channel to the master", max_buffer, max_frame)
-
-    @property
-    def topics(self) -> Topics:
-        """A Topics hub spanning every worker (through the master), made on first use."""
-        if self._topics is None:
-            self._topics = Topics(self.backplane)
-        return self._topics
-
-    def share_metrics(self, interval: float = 1.0) -> None:
-        """Send this worker's metrics snapshot to the other workers every ``interval`` seconds.
-
-        Each worker that calls it can then answer a scrape for all of them
-        with :meth:`metrics_snapshots`.
-        """
-        if self._metrics_timer is None:
-            self._metrics_timer = self.loop.call_every(interval, self._send_snapshot)
-            self._send_snapshot()
-
-    def metrics_snapshots(self) -> List[Dict[str, Any]]:
-        """This worker's snapshot now, and the latest of every other worker that shares them."""
-        from .metrics import snapshot  # only for servers that serve metrics
-
-        return [snapshot(worker=str(self.index))] + [self._peer_snapshots[key] for key in sorted(self._peer_snapshots)]
-
-    def _send_snapshot(self) -> None:
-        from .metrics import snapshot
-
-        self._channel.send(encode_frame(METRICS, str(self.index),
-                                        json.dumps(snapshot(worker=str(self.index))).encode("utf-8")))
-
-    def on_stop(self, callback: Callable[[], Any]) -> None:
-        """Call ``callback()`` once the worker's server has stopped, before the process exits.
-
-        For what the factory opened besides the server (a Redis hub, files).
-        """
-        self._stop_callbacks.append(callback)
-
-    def _run_stop_callbacks(self) -> None:
-        callbacks, self._stop_callbacks = self._stop_callbacks, []
-        for callback in reversed(callbacks):
-            try:
-                callback()
-            except Exception:
-                log.exception("worker %d (pid %d): a stop callback raised", self.index, self.pid)
-        if self._topics is not None:
-            self._topics.close()
-
-    def _send(self, frame: bytes) -> bool:
-        return self._channel.send(frame)
-
-    def _send_control(self, kind: int, topic: str) -> None:
-        try:
-            frame = encode_frame(kind, topic)
-        except ChannelError as exc:
-            log.error("topic %r cannot span workers: %s", topic[:80], exc)
-            return
-        # At once: a subscription made in on_open reaches the master before the
-        # client sees the handshake's answer (which waits for the iteration's end).
-        self._channel.send(frame, droppable=False, now=True)
-
-    def _on_frame(self, kind: int, topic: str, payload: bytes) -> None:
-        if kind == PUBLISH:
-            self.backplane._deliver(topic, payload)
-        elif kind == METRICS:
-            if not payload:
-                self._peer_snapshots.pop(topic, None)
-                return
-            try:
-                figures = json.loads(payload.decode("utf-8"))
-            except ValueError:
-                log.error("a metrics snapshot from worker %s is not JSON; ignored", topic)
-                return
-            if isinstance(figures, dict):
-                self._peer_snapshots[topic] = figures
-        else:
-            log.warning("unexpected frame kind %d from the master", kind)
-
-    def _master_lost(self) -> None:
-        if self.server is not None:
-            log.warning("worker %d (pid %d): the master is gone; shutting down", self.index, self.pid)
-            self.server.shutdown()
-
-    def _ready(self) -> None:
-        self._channel.send(encode_frame(READY), droppable=False)
-
-    def close(self) -> None:
-        """Close the channel to the master."""
-        if self._metrics_timer is not None:
-            self._metrics_timer.cancel()
-        self._channel._on_closed = lambda: None
-        self._channel.close()
-
-
-class _ConnectionLog:
-    """Passes every event through, logging (at DEBUG) which worker accepted each connection."""
-
-    def __init__(self, component: Any, worker: Worker) -> None:
-        self.component = component
-        self._label = "worker %d (pid %d) accepted" % (worker.index, worker.pid)
-        # Bound straight to the component: no extra call on the hot path.
-        self.on_message = component.on_message
-        self.on_close = component.on_close
-        self.on_error = component.on_error
-
-    def on_open(self, conn: Any, *args: Any) -> None:
-        log.debug("%s %s:%s", self._label, getattr(conn, "remote_address", "?"), getattr(conn, "remote_port", "?"))
-        self.component.on_open(conn, *args)
-
-    def __getattr__(self, name: str) -> Any:  # on_shutdown, on_refuse, subprotocols...
-        return getattr(self.component, name)
-
-
-# -- the master ---------------------------------------------------------------------------------
-class Listener(NamedTuple):
+class ListenAddress(NamedTuple):
     """One address the workers accept on."""
 
     address: str
@@ -495,7 +95,7 @@ class _Slot:
         self.index = index
         self.pid = 0
         self.started = 0.0
-        self.channel: Optional[_Channel] = None
+        self.channel: Optional[Channel] = None
         self.topics: Set[str] = set()
         self.ready = False
         self.failures = 0
@@ -564,7 +164,7 @@ class Workers:
         self.backlog = self.server_options.pop("backlog", backlog)
         self.channel_buffer = channel_buffer
         self.max_frame = max_frame
-        self.listeners: List[Listener] = []
+        self.listeners: List[ListenAddress] = []
         # Reuse-port mode: bound, not listening, sockets that hold each port for
         # the workers; shared mode: the listening sockets the workers inherit.
         self._sockets: List[socket.socket] = []
@@ -594,7 +194,7 @@ class Workers:
         else:
             sock = bind_listener(address, port, backlog=self.backlog)
         self._sockets.append(sock)
-        self.listeners.append(Listener(address, port, ssl_context))
+        self.listeners.append(ListenAddress(address, port, ssl_context))
         bound = sock.getsockname()
         return bound[0], bound[1]
 
@@ -678,7 +278,7 @@ class Workers:
         slot.started = time.monotonic()
         slot.ready = False
         slot.topics = set()
-        slot.channel = _Channel(self._loop, master_end, lambda kind, topic, payload: self._on_frame(
+        slot.channel = Channel(self._loop, master_end, lambda kind, topic, payload: self._on_frame(
             slot, kind, topic, payload), lambda: self._channel_closed(slot),
             "the channel to worker %d (pid %d)" % (slot.index, pid), self.channel_buffer, self.max_frame)
         log.info("worker %d started: pid %d", slot.index, pid)
@@ -694,7 +294,7 @@ class Workers:
                 other.channel = None
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        _topics.renew_node_id()
+        renew_node_id()
         stats.reset()  # count this worker's events only
 
     def _worker_main(self, index: int, channel_sock: socket.socket) -> int:
@@ -703,7 +303,7 @@ class Workers:
         try:
             component = self.factory(worker)
             if log.isEnabledFor(logging.DEBUG):
-                component = _ConnectionLog(component, worker)
+                component = ConnectionLog(component, worker)
             server: Optional[IoServer] = None
             for listener, sock in zip(self.listeners, self._sockets):
                 if self.reuse_port:
@@ -757,7 +357,7 @@ class Workers:
             log.debug("worker %d (pid %d) unsubscribed from %r", slot.index, slot.pid, topic)
         elif kind == METRICS:
             # Named by the master (a worker cannot speak for another slot); to all the others.
-            self._to_others(slot, encode_frame(METRICS, str(slot.index), payload))
+            self._to_others(slot, encode_channel_frame(METRICS, str(slot.index), payload))
         elif kind == READY:
             slot.ready = True
             self._any_ready = True
@@ -778,7 +378,7 @@ class Workers:
             for other in self._slots:
                 if other is not origin and topic in other.topics and other.channel is not None:
                     if frame is None:
-                        frame = encode_frame(PUBLISH, topic, payload)
+                        frame = encode_channel_frame(PUBLISH, topic, payload)
                     other.channel.send(frame)
 
     def _channel_closed(self, slot: _Slot) -> None:
@@ -813,7 +413,7 @@ class Workers:
         pid, slot.pid = slot.pid, 0
         if slot.channel is not None:
             slot.channel.close()
-        self._to_others(slot, encode_frame(METRICS, str(slot.index)))  # its figures are gone with it
+        self._to_others(slot, encode_channel_frame(METRICS, str(slot.index)))  # its figures are gone with it
         exit_code = os.WEXITSTATUS(status) if status >= 0 and os.WIFEXITED(status) else None
         if self._stopping:
             if exit_code == 0:

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 
 from .addresses import IpNetwork, address_in, parse_network
 from .guard import Guard, Refusal, refuse_connection
-from .websocket.connection import WsConnection
+from ..websocket.connection import WsConnection
 
 __all__ = ["IpBlackList"]
 

@@ -31,10 +31,10 @@ import os
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from .component import ComponentDecorator
-from .guard import request_of
-from .http.response import Response
-from .http.server import refuse, send_response
+from ..component import ComponentDecorator
+from ..server.guard import request_of
+from ..http.response import Response
+from ..http.server import refuse, send_response
 from .stats import STATS
 
 __all__ = ["MetricsEndpoint", "LoopMonitor", "snapshot", "render", "CONTENT_TYPE", "METRICS"]

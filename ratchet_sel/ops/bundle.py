@@ -64,7 +64,8 @@ class BundleError(Exception):
 
 
 def _package_dir() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
+    # This module lives in ratchet_sel/ops/: the package is one folder up.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isdir(here):
         raise BundleError("ratchet_sel is itself running from an archive (%s); build bundles from a "
                           "checkout or an installed copy" % here)

@@ -14,7 +14,7 @@ import logging
 from typing import Any, Iterable, List, Optional
 
 from .addresses import address_in, normalise_address, parse_networks
-from .component import ComponentDecorator
+from ..component import ComponentDecorator
 from .guard import request_of
 
 __all__ = ["TrustedProxies", "forwarded_hops", "client_address", "parse_forwarded"]

@@ -3,7 +3,7 @@
 import ipaddress
 from typing import Iterable, List, Optional, Union
 
-from .http.request import parse_decimal
+from ..http.request import parse_decimal
 
 __all__ = ["IpAddress", "IpNetwork", "normalise_address", "parse_network", "parse_networks", "address_in"]
 

@@ -11,7 +11,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 from xml.sax.saxutils import quoteattr
 
-from .component import MessageComponent
+from ..component import MessageComponent
 
 __all__ = ["FlashPolicy", "POLICY_REQUEST"]
 

@@ -1,0 +1,12 @@
+"""The I/O engine: the loop, the one transport, and the listening server.
+
+- :mod:`~ratchet_sel.io.loop`: :class:`Loop`, one thread, one selector, timers.
+- :mod:`~ratchet_sel.io.stream`: the transport of one stream socket (plain or TLS).
+- :mod:`~ratchet_sel.io.listener`: :class:`IoServer`, listening sockets and accepting.
+"""
+
+from .loop import Handle, Loop, TimerHandle
+from .listener import IoServer, bind_listener
+from .stream import Connection
+
+__all__ = ["Loop", "Handle", "TimerHandle", "Connection", "IoServer", "bind_listener"]

@@ -18,6 +18,9 @@ order rotates each round) so that machine noise hits all of them alike.
     python3 scripts/bench.py --only deflate --rounds 3   # permessage-deflate only
     python3 scripts/bench.py --workers-group             # prefork: --workers 2 against --workers 1
     python3 scripts/bench.py --redis-group               # fan-out through Redis against one process
+    python3 scripts/bench.py --baseline /tmp/base --servers ratchet_sel,ratchet_sel-before,websockets
+                                                   # before/after a change: another checkout's ratchet_sel
+                                                   # (C accelerator built in place there) side by side
 
 Prints medians over the rounds and each server's ratio against websockets
 measured in the same run; writes a JSON file and a Markdown table
@@ -1014,7 +1017,23 @@ def parse_args(argv):
     ap.add_argument("--py-spy", metavar="DIR", dest="pyspy", help="sample servers with py-spy into DIR "
                     "(collapsed stacks); see --py-spy-servers")
     ap.add_argument("--py-spy-servers", default="ratchet_sel", help="servers to sample (default %(default)s)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another checkout (an older commit) measured in the same run as the servers "
+                         "ratchet_sel-before and ratchet_sel-pure-before; build its accelerator there first "
+                         "(python3 setup.py build_ext --inplace)")
     return ap.parse_args(argv)
+
+
+def add_baseline(root):
+    """Measure the ratchet_sel of checkout ``root`` too, as ratchet_sel-before and ratchet_sel-pure-before."""
+    global VARIANTS
+    root = os.path.abspath(root)
+    if not os.path.isfile(os.path.join(root, "ratchet_sel", "__init__.py")):
+        raise SystemExit("--baseline %s: no ratchet_sel package there" % root)
+    for name in ("ratchet_sel", "ratchet_sel-pure"):
+        SERVERS[name + "-before"] = SERVERS[name]
+        SERVER_ENV[name + "-before"] = dict(SERVER_ENV.get(name, {}), RATCHET_SEL_BENCH_ROOT=root)
+    VARIANTS = VARIANTS + ("ratchet_sel-pure-before",)
 
 
 def main(argv=None):
@@ -1036,6 +1055,8 @@ def main(argv=None):
     ctx.rounds = args.rounds or (1 if args.quick else 3)
     ctx.workdir = args.workdir
     os.makedirs(ctx.workdir, exist_ok=True)
+    if args.baseline:
+        add_baseline(args.baseline)
     ctx.servers = args.servers.split(",") if args.servers else list(SERVERS)
     for s in ctx.servers:
         if s not in SERVERS:

@@ -32,8 +32,10 @@ Same class (not in the total): inside a method of class C, ``other._x`` where C 
 defines ``_x`` (``self._x = ...``, ``__slots__``, or a ``def``/assignment in C's body)
 is C's own code reading its own kind of object, as ``other._seq`` in ``__lt__``: that is
 encapsulation, not a breach. These are counted and printed apart, and excluded from the
-total and from ``--max``. The test is by name, as above: a class that happens to define
-an ``_x`` of its own hides another object's ``_x`` read in its methods.
+total and from ``--max``. The test is by name, so one case is told apart by annotation: when
+``other`` is a parameter annotated with another class (``def __init__(self, server:
+"IoServer")``), ``server._x`` is that class's attribute, even if C has an ``_x`` too, and
+the module defining that class is taken as the owner.
 
 Documented standard-library names (not in the total): ``os._exit`` is the documented
 way for a forked child to end without running its parent's cleanup; its underscore is
@@ -49,7 +51,7 @@ import argparse
 import ast
 import os
 import sys
-from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple, Union
 
 WITHIN_MODULE = "within a module"
 ACROSS_MODULES = "across modules"
@@ -97,6 +99,7 @@ class Module:
         folders = path.split("/")[:-1]
         self.package = ".".join(folders[:2])
         self.defined = private_names_defined(self.tree)
+        self.classes = {node.name for node in ast.walk(self.tree) if isinstance(node, ast.ClassDef)}
 
 
 def private_names_defined(tree: ast.Module) -> Set[str]:
@@ -222,13 +225,21 @@ class AccessFinder(ast.NodeVisitor):
         self.module = module
         self.modules = modules
         self.imports = imported_modules(module, modules)
-        self.class_names: List[Set[str]] = []  # names defined by each enclosing class
+        self.classes: List[Tuple[str, Set[str]]] = []  # each enclosing class: its name, what it defines
+        self.annotations: List[Dict[str, str]] = []  # each enclosing function: parameter -> class named
         self.found: List[Access] = []
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.class_names.append(names_of_class(node))
+        self.classes.append((node.name, names_of_class(node)))
         self.generic_visit(node)
-        self.class_names.pop()
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.annotations.append(parameter_classes(node))
+        self.generic_visit(node)
+        self.annotations.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if is_private(node.attr) and not reaches_itself(node.value):
@@ -266,21 +277,48 @@ class AccessFinder(ast.NodeVisitor):
             if target_module is not None and target_module.package == self.module.package:
                 return ACROSS_MODULES
             return ACROSS_PACKAGES
-        if self.class_names and attr in self.class_names[-1]:
+        annotated = self.annotated_class(owner)
+        if self.classes and attr in self.classes[-1][1] and annotated in (None, self.classes[-1][0]):
             return SAME_CLASS
-        if attr in self.module.defined:
+        if annotated is not None:
+            owners = [m for m in self.modules.values() if annotated in m.classes]
+            if owners:
+                return self.nearest(owners)
+        return self.nearest([m for m in self.modules.values() if attr in m.defined])
+
+    def nearest(self, owners: List[Module]) -> str:
+        """The scope of the nearest of the modules that may own an attribute."""
+        if self.module in owners:
             return WITHIN_MODULE
-        if any(
-            other.package == self.module.package and attr in other.defined
-            for other in self.modules.values()
-        ):
+        if any(owner.package == self.module.package for owner in owners):
             return ACROSS_MODULES
         return ACROSS_PACKAGES
+
+    def annotated_class(self, owner: ast.expr) -> Optional[str]:
+        """The class ``owner`` is annotated with, when it is a parameter of the enclosing function."""
+        if not isinstance(owner, ast.Name) or not self.annotations:
+            return None
+        return self.annotations[-1].get(owner.id)
 
     def run(self) -> List[Access]:
         """Visit the module once; the accesses found, in source order."""
         self.visit(self.module.tree)
         return sorted(self.found, key=lambda access: access.line)
+
+
+def parameter_classes(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]) -> Dict[str, str]:
+    """Parameters annotated with a class name (``x: Name``, ``x: "Name"``, ``x: mod.Name``)."""
+    arguments = function.args
+    classes: Dict[str, str] = {}
+    for arg in arguments.posonlyargs + arguments.args + arguments.kwonlyargs:
+        annotation = arg.annotation
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            classes[arg.arg] = annotation.value.rpartition(".")[2]
+        elif isinstance(annotation, ast.Name) and annotation.id != "Any":
+            classes[arg.arg] = annotation.id
+        elif isinstance(annotation, ast.Attribute):
+            classes[arg.arg] = annotation.attr
+    return classes
 
 
 def reaches_itself(value: ast.expr) -> bool:

@@ -161,6 +161,28 @@ def test_same_class_on_another_instance_is_listed_but_not_counted():
                     "not counted: same class 1, documented stdlib name 0")
 
 
+def test_a_parameter_annotated_with_another_class_reaches_that_class():
+    # Connection copies the server's _read_view into its own: the read is the server's.
+    found = accesses(io__listener="""
+    class IoServer:
+        def __init__(self):
+            self._read_view = None
+    """, io__stream="""
+    from typing import Any
+
+    class Connection:
+        def __init__(self, server: "IoServer", twin: "Connection", unknown: Any):
+            self._read_view = server._read_view
+            self._shared = twin._read_view
+            self._guess = unknown._read_view
+    """)
+    assert [(access[2], access[3]) for access in found] == [
+        ("server._read_view", "across modules"),
+        ("twin._read_view", "same class"),
+        ("unknown._read_view", "same class"),
+    ]
+
+
 def test_a_method_of_another_class_reaching_in_is_not_same_class():
     found = accesses(a=OWNER + """
     class Reader:

@@ -24,9 +24,9 @@ modules form the package ``ratchet_sel``):
 ``obj._x`` the type of ``obj`` is unknown, so the owner is found by the attribute's
 name; when several modules define it, the nearest one is taken (this module, then
 this package, then another package): a guess that can move an access to a nearer
-scope, never in or out of the total. For
-``module._x`` where ``module`` is a name bound by an import, the imported module is
-the owner, and the access is never "within a module".
+scope, never in or out of the total. For ``module._x`` where ``module`` is a name
+bound by an import, the imported module is the owner, and the access is never
+"within a module".
 
 Same class (not in the total): inside a method of class C, ``other._x`` where C itself
 defines ``_x`` (``self._x = ...``, ``__slots__``, or a ``def``/assignment in C's body)

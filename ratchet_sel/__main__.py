@@ -4,7 +4,7 @@
 import argparse
 import logging
 import sys
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from .ops import accelerator, bundle
 from .server.addresses import parse_network
@@ -210,43 +210,61 @@ def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -
     return WsServer(chat, http_handler=chat_http_handler(publish), **options)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run the chosen server until SIGINT/SIGTERM; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    if args.command == "bundle":
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-        return bundle.run(args)
-    if args.command == "client":
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
-        return run_client(args)
-    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s " + ("[%(process)d] " if args.workers > 1 else "")
-                        + "%(name)s: %(message)s")
-    topics: Optional[Topics] = None
-    if args.command == "echo":
-        log.info("masking: %s", accelerator.status)
-    if args.command == "chat":
-        try:
-            topics = build_topics(args)
-        except ValueError as exc:
-            log.error("--redis: %s", exc)
-            return 2
-        if args.workers > 1:
-            topics.close()  # only checked here: each worker builds its own after fork
-            topics = None
-    context = None
-    if args.certfile:
-        import ssl  # only here: a Python without OpenSSL still serves plain ws://
+class StartupFailed(Exception):
+    """The server cannot start: the message is logged, ``status`` is the exit status."""
 
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(args.certfile, args.keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            log.error("cannot load the certificate %s: %s", args.certfile, exc)
-            return 1
-    elif args.keyfile or args.tls_port is not None:
-        log.error("--keyfile and --tls-port need --certfile")
-        return 2
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def configure_server_logging(args: argparse.Namespace) -> None:
+    """Log lines with a timestamp; with ``--workers`` above 1, each names its process."""
+    process = "[%(process)d] " if args.workers > 1 else ""
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s " + process + "%(name)s: %(message)s")
+
+
+def single_process_topics(args: argparse.Namespace) -> Optional[Topics]:
+    """The chat room's hub when this process serves alone; ``None`` for echo and for workers.
+
+    With ``--workers`` the hub is still built once here, so that a malformed
+    ``--redis`` URL stops the start; each worker then builds its own after fork.
+    """
+    if args.command != "chat":
+        return None
+    try:
+        topics = build_topics(args)
+    except ValueError as exc:
+        raise StartupFailed(2, "--redis: %s" % exc) from None
+    if args.workers > 1:
+        topics.close()
+        return None
+    return topics
+
+
+def tls_context(args: argparse.Namespace) -> Any:
+    """The ``ssl.SSLContext`` of ``--certfile`` (and ``--keyfile``), or ``None`` without it."""
+    if not args.certfile:
+        if args.keyfile or args.tls_port is not None:
+            raise StartupFailed(2, "--keyfile and --tls-port need --certfile")
+        return None
+    import ssl  # only here: a Python without OpenSSL still serves plain ws://
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupFailed(1, "cannot load the certificate %s: %s" % (args.certfile, exc)) from None
+    return context
+
+
+def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> Tuple[Any, List[Tuple[bool, Any]]]:
+    """The server (an IoServer, or Workers with ``--workers``) bound to its ports.
+
+    Returns it with ``(is_tls, (host, port))`` for each listening socket.  A port
+    that cannot be bound closes what was opened and raises :class:`StartupFailed`.
+    """
     wanted = [(context, args.port)] if args.tls_port is None else [(None, args.port), (context, args.tls_port)]
     server: Any = None
     try:
@@ -262,13 +280,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             if len(wanted) > 1:
                 bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))
     except OSError as exc:
-        log.error("%s", exc.strerror or exc)  # names the address and the port
         if isinstance(server, IoServer):
             server.close()
             server.loop.close()
         elif server is not None:
             server.close()
-        return 1
+        raise StartupFailed(1, "%s" % (exc.strerror or exc)) from None  # names the address and the port
+    return server, bound
+
+
+def announce(args: argparse.Namespace, bound: List[Tuple[bool, Any]]) -> None:
+    """Log the URL of each listening socket (loopback in place of a wildcard address)."""
     if args.host in _WILDCARDS:
         log.info("listening on all interfaces (%s)", args.host or "0.0.0.0")
     for secure, (host, port) in bound:
@@ -280,6 +302,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                      ws_url)
     if args.command == "chat" and args.publish_token:
         log.info("POST /publish accepted with the bearer token")
+
+
+def serve(server: Any, topics: Optional[Topics]) -> int:
+    """Run ``server`` until SIGINT/SIGTERM; returns the exit status."""
     if isinstance(server, Workers):
         return server.run()
     if isinstance(topics, RedisPubSub):
@@ -291,6 +317,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             topics.close()
     log.info("stopped")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the chosen command (a server until SIGINT/SIGTERM); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+        return bundle.run(args)
+    if args.command == "client":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
+        return run_client(args)
+    configure_server_logging(args)
+    if args.command == "echo":
+        log.info("masking: %s", accelerator.status)
+    try:
+        topics = single_process_topics(args)
+        server, bound = listen(args, topics, tls_context(args))
+    except StartupFailed as exc:
+        log.error("%s", exc)
+        return exc.status
+    announce(args, bound)
+    return serve(server, topics)
 
 
 if __name__ == "__main__":

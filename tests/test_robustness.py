@@ -8,8 +8,9 @@ sockets (driven from one thread with a selectors loop), and -- against
 ``python -m ratchet_sel echo`` in a subprocess, so that client and server each
 get a core -- 100 x 10,000 ordered messages and 200 clients through SIGTERM.
 
-The tests at the end, under "bugs found", describe defects this suite found;
-they fail until the library is fixed (see each docstring for the fix).
+The tests under "regressions" guard defects this suite once found and that
+have been fixed: each docstring says what went wrong and what the test now
+holds the library to.
 """
 
 import logging
@@ -940,18 +941,17 @@ def test_shutdown_is_bounded_when_clients_never_answer():
         stop_cli(proc)
 
 
-# -- bugs found --------------------------------------------------------------------------------------
+# -- regressions: defects this suite found, since fixed ------------------------------------------------
 
 def test_ping_flood_from_a_client_that_never_reads_respects_the_write_limit():
-    """BUG: pongs (and every control frame) bypass ``write_limit``.
+    """Regression: pongs obey ``write_limit`` as data does.
 
-    A client that sends pings but never reads makes the server queue pongs
-    without bound (measured: 17 MB buffered with write_limit=64 KiB after 26 MB
-    of pings).  ``WsConnection._data_received`` answers each Ping with
-    ``transport.send`` unconditionally.  Fix: before answering, apply the same
-    check as data (``if transport.buffered_amount and not self._room_for(len(pong))``),
-    or answer only the most recent ping while an earlier pong is still unsent
-    (RFC 6455 5.5.3 allows it), or stop reading while the buffer is over the limit.
+    Pongs used to bypass the write limit: a client that sends pings but never
+    reads made the server queue one pong per ping without bound (17 MB buffered
+    with write_limit=64 KiB after 26 MB of pings).  A pong is now buffered only
+    while there is room under the limit; past it the slow-client policy acts
+    instead.  The test pings from a client that never reads (up to ~21 MB of
+    pings) and holds the server's buffer to the limit plus 256 bytes.
     """
     limit = 64 * 1024
     app = App()
@@ -981,14 +981,14 @@ def test_ping_flood_from_a_client_that_never_reads_respects_the_write_limit():
 
 @pytest.mark.parametrize("key1", ["1" * 2500 + " " + "1" * 2500, "0" * 4990 + " 1 2"], ids=["huge", "zeros"])
 def test_hixie76_key_with_thousands_of_digits_gets_400(key1):
-    """BUG: ``hixie.key_number`` calls ``int(digits)`` on any number of digits.
+    """Regression: a draft-76 key with thousands of digits gets 400, not an aborted connection.
 
-    Python >= 3.11 (and security releases of 3.7+) refuse to convert more than
-    4300 digits: ``ValueError`` escapes ``check_keys``, ``WsServer`` only
-    catches ``HttpError``, so the connection is aborted without any answer and
-    an ERROR with a traceback is logged.  Fix, in ``key_number``: strip leading
-    zeros and refuse (HttpError 400) more than, say, 20 digits before ``int``
-    (a key of leading zeros and a small number is valid and must then get 101).
+    Python >= 3.11 (and security releases of 3.7+) refuse ``int()`` of more
+    than 4300 digits; that ``ValueError`` used to escape the handshake, so the
+    connection was aborted without an answer and an ERROR with a traceback was
+    logged.  The key's digits are now bounded before the conversion (leading
+    zeros stripped, more than 20 digits answered 400).  "huge" must get 400;
+    "zeros" (4990 zeros, then a small number: a valid key) must still get 101.
     """
     app = App()
     request = ("GET /demo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n"
@@ -1014,11 +1014,14 @@ def test_hixie76_key_with_thousands_of_digits_gets_400(key1):
 
 
 def test_request_header_scan_is_not_quadratic():
-    """BUG: ``RequestParser.feed`` searches the whole buffer for the end of the header
-    section on every call, so a header that arrives in small pieces costs
-    O(n^2): 60 KB fed one byte at a time took 22 s of loop time here (a client
-    sending tiny segments keeps the single loop thread busy).  Fix: remember how
-    far the buffer was scanned and search from ``max(0, scanned - 3)``.
+    """Regression: a request head fed in small pieces is parsed in linear time.
+
+    ``RequestParser.feed`` used to search the whole buffer for the end of the
+    header section on every call, so a head arriving in small pieces cost
+    O(n^2): 60 KB fed one byte at a time took 22 s of loop time (a client
+    sending tiny segments kept the single loop thread busy).  The search now
+    resumes where the last one stopped.  The test feeds a 58 KB head in 4-byte
+    pieces within a 3-second budget and expects the request at the end.
     """
     head = b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 600) for i in range(95))
     parser = RequestParser()
@@ -1036,13 +1039,15 @@ def test_request_header_scan_is_not_quadratic():
 
 
 def test_request_line_limit_does_not_depend_on_segmentation():
-    """BUG (off by one): a request line of exactly ``max_line`` bytes is accepted when the
-    whole header arrives at once, but refused with 414 when it arrives in pieces:
-    ``_check_partial`` compares the index of ``\\n`` (which counts the ``\\r``) to
-    ``max_line``, ``_parse_head`` the stripped line.  Fix: in ``_check_partial``
-    use ``buffer.rfind(b"\\r", 0, end_of_line)``-aware length, e.g. compare
-    ``len(buffer[:end_of_line].rstrip(b"\\r"))`` (or ``end_of_line - 1`` when the
-    byte before it is ``\\r``), and ``len(buffer) > max_line + 1`` while no ``\\n`` came.
+    """Regression: the request-line limit gives one answer however the head is split.
+
+    A request line of exactly ``max_line`` bytes used to be accepted when the
+    whole head arrived at once but refused with 414 when the line came first,
+    alone (an off-by-one: the check on an incomplete head counted the CR of
+    CRLF in the line's length, the check on a complete head did not).  The
+    line is now measured without its CR, and a complete head meets the same
+    checks as an incomplete one; the test sends the 8192-byte line both ways
+    and expects the same request.
     """
     line = b"GET /" + b"a" * (8192 - len(b"GET / HTTP/1.1")) + b" HTTP/1.1"
     assert len(line) == 8192
@@ -1056,14 +1061,15 @@ def test_request_line_limit_does_not_depend_on_segmentation():
 
 
 def test_deflate_messages_ending_with_a_final_block_are_not_lost():
-    """BUG: a permessage-deflate message whose DEFLATE data ends with BFINAL=1 (RFC 7692
-    section 7.2.3.4 allows it; websocket-sharp and .NET clients do it) ends the
-    zlib stream; with client context takeover (the default) the inflater is
-    kept, so every later message decompresses to nothing: the second "Hello"
-    arrives as "" (data silently lost).  Fix in ``DeflateExtension``: when
-    ``self._inflater.eof`` after a ``decompress``, start a new
-    ``decompressobj(-client_bits)`` and feed it ``unused_data``; in
-    ``end_message`` skip the tail (or reset) when the stream has ended.
+    """Regression: messages whose DEFLATE data ends with a final block are all delivered.
+
+    RFC 7692 section 7.2.3.4 allows a message to end with a block that has
+    BFINAL=1 (websocket-sharp and .NET clients send them).  That block ends
+    the raw DEFLATE stream; with client context takeover (the default) the
+    same inflater used to be kept, so every later message decompressed to
+    nothing: the second "Hello" arrived as "" (data silently lost).  What
+    follows a final block now starts a new stream that keeps the window.  The
+    test decodes the RFC's example three times in a row: "Hello" each time.
     """
     request = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Extensions: permessage-deflate"
                                    b"\r\n\r\n")
@@ -1079,13 +1085,14 @@ def test_deflate_messages_ending_with_a_final_block_are_not_lost():
 
 @pytest.mark.parametrize("target", [b"/a\rSet-Cookie:evil=1", b"/a\x00b", b"/a\x7fb"], ids=["CR", "NUL", "DEL"])
 def test_request_target_with_control_characters_is_refused(target):
-    """BUG: ``RequestParser`` takes any byte but space in the request target (its
-    regex is ``[^ ]+``), and the draft-75/76 handshake copies the target into
-    ``WebSocket-Location``: a bare CR in the target goes out inside a response
-    header (header injection for clients that split on CR), NUL and DEL too.
-    RFC 7230 allows no control characters in a request-target.  Fix, in
-    ``_parse_head``: refuse targets that do not match
-    ``rb"[\\x21-\\x7e\\x80-\\xff]+\\Z"`` with 400 (as the header values already are).
+    """Regression: a request target with a control character (CR, NUL, DEL) gets 400.
+
+    ``RequestParser`` used to take any byte but space in the request target,
+    and the draft-75/76 handshake copies the target into ``WebSocket-Location``:
+    a bare CR in the target went out inside a response header (header
+    injection for clients that split on CR), NUL and DEL too.  RFC 7230
+    allows no control characters in a request target.  The parser now refuses
+    them with 400, and the server answers 400 without calling ``on_open``.
     """
     request = (b"GET " + target + b" HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
                b"Origin: http://h\r\n\r\n")
@@ -1109,14 +1116,16 @@ def test_request_target_with_control_characters_is_refused(target):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("opcode", [OP_BINARY, OP_TEXT], ids=["binary", "text"])
 def test_a_message_in_tiny_fragments_costs_about_its_size_in_memory(opcode):
-    """BUG (memory amplification): ``FrameParser`` keeps every fragment of a message as
-    its own ``bytes`` (or ``str``) object in ``_message_parts``.  A client that sends
-    a message in 2-byte fragments makes the server hold ~22x (binary) to ~30x
-    (text) ``max_message_size`` per connection: 23 MB for the default 1 MiB,
-    about 1.4 GB for the echo CLI's 64 MiB default, for 4 bytes of wire per
-    payload byte.  Fix: accumulate a message in one ``bytearray``
-    (``self._message_parts += data``), validate text with the incremental
-    decoder while discarding its output, and decode once in ``_finish_message``.
+    """Regression: an unfinished message in tiny fragments holds about its size in memory.
+
+    ``FrameParser`` used to keep every fragment of a message as its own
+    ``bytes`` (or ``str``) object: a client sending a message in 2-byte
+    fragments made the server hold ~22x (binary) to ~30x (text)
+    ``max_message_size`` per connection (23 MB for the default 1 MiB, about
+    1.4 GB for the echo command's 64 MiB), for 4 bytes of wire per payload
+    byte.  A message now grows in one buffer, text checked as it comes and
+    decoded once at the end.  The test holds an unfinished 64 KiB message to
+    4x its size and checks that it still arrives whole.
     """
     import tracemalloc
 
@@ -1148,6 +1157,9 @@ def test_a_message_in_tiny_fragments_costs_about_its_size_in_memory(opcode):
 ], ids=["superscript-length", "long-length", "no-host", "cr-request-line", "cr-header"])
 @pytest.mark.parametrize("stack", ["WsServer", "HttpServer"])
 def test_hostile_heads_get_400_and_no_error_log(request_bytes, stack, caplog):
+    """Malformed heads (a non-ASCII or 4301-digit Content-Length, no Host, a bare CR) get 400
+    with a body and ``Connection: close``, from WsServer alone and behind HttpServer, with
+    nothing logged at ERROR (no traceback)."""
     from ratchet_sel.http.server import HttpServer
     app = App()
     component = WsServer(app) if stack == "WsServer" else HttpServer(WsServer(app))

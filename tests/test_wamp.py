@@ -473,16 +473,24 @@ def test_topic_manager_without_a_server():
 
     class Conn:
         session_id = "s"
-        _subscriptions: dict = {}
+        subscriptions: dict = {}
 
     conn = Conn()
     topic = manager.subscribe(conn, "t")
     assert isinstance(topic, Topic) and str(topic) == "t" and topic.has(conn) and list(topic) == [conn]
+    assert conn.subscriptions == {"t": topic}
     assert manager.subscribe(conn, "t") is None
     assert "t" in manager and len(manager) == 1
     assert manager.unsubscribe(conn, "t") is topic
+    assert conn.subscriptions == {}
     assert manager.unsubscribe(conn, "t") is None
     assert "t" not in manager and manager.get_topic("t").subscribers == frozenset()
+
+
+def test_topic_add_and_remove_change_only_its_list():
+    topic = TopicManager().get_topic("t")
+    assert topic.add("conn") is True and topic.add("conn") is False and len(topic) == 1
+    assert topic.remove("conn") is True and topic.remove("conn") is False and len(topic) == 0
 
 
 @pytest.mark.parametrize("text,code,reason", [

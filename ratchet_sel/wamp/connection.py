@@ -22,6 +22,9 @@ class WampConnection:
     - ``session_id``: sent in WELCOME; what ``exclude``/``eligible`` name.
     - ``prefixes``: CURIE prefix -> URI, as set by PREFIX (either side).
     - ``topics``: the topics this session is subscribed to.
+    - ``subscriptions``: the same, by topic id (kept by the server's
+      :class:`~ratchet_sel.wamp.TopicManager`: subscribe through it, not by
+      changing this).
     - ``ws``: the underlying :class:`~ratchet_sel.WsConnection`; its
       attributes (``request``, ``remote_address``, ``resource_id``,
       ``subprotocol``, ``is_open``, ...) are readable here too.
@@ -36,8 +39,9 @@ class WampConnection:
         #: Keeps this session's id when the application publishes on the hub with the connection itself.
         self.pubsub_key = session_id
         self.prefixes: Dict[str, str] = {}
+        #: Topic id -> Topic, for each topic this session is subscribed to (kept by the TopicManager).
+        self.subscriptions: Dict[str, Any] = {}
         self._server = server
-        self._subscriptions: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return "<WampConnection #%s session %s>" % (getattr(self.ws, "resource_id", "?"), self.session_id[:8])
@@ -51,7 +55,7 @@ class WampConnection:
     @property
     def topics(self) -> FrozenSet[Any]:
         """The :class:`~ratchet_sel.wamp.Topic` objects this session is subscribed to."""
-        return frozenset(self._subscriptions.values())
+        return frozenset(self.subscriptions.values())
 
     # -- WAMP messages to the client ------------------------------------------------
     def call_result(self, call_id: str, result: Any = None) -> "WampConnection":
@@ -72,7 +76,8 @@ class WampConnection:
 
         Raises ``ValueError`` past the server's prefix limit.
         """
-        self._server._check_prefix_room(self, curie)
+        if not self._server.may_define_prefix(self, curie):
+            raise ValueError("more than %d prefixes on %r" % (self._server.max_prefixes_per_connection, self))
         self.prefixes[curie] = str(uri)
         return self.send(protocol.encode_prefix(curie, str(uri)))
 

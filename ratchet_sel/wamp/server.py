@@ -137,6 +137,11 @@ class WampServer(ComponentInterface):
         """Send EVENT ``event`` on ``topic_id`` to its subscribers in every process."""
         self.get_topic(topic_id).broadcast(event, exclude, eligible)
 
+    def may_define_prefix(self, conn: WampConnection, prefix: str) -> bool:
+        """True if ``conn`` may set ``prefix``: it redefines a known one, or there is room
+        under ``max_prefixes_per_connection`` (the rule for PREFIX from either side)."""
+        return prefix in conn.prefixes or len(conn.prefixes) < self.max_prefixes_per_connection
+
     # -- WsServer calls these ------------------------------------------------------
     def on_open(self, ws: Any) -> None:
         conn = WampConnection(ws, self, new_session_id())
@@ -165,7 +170,7 @@ class WampServer(ComponentInterface):
             left = self.topic_manager.unsubscribe(conn, conn.get_uri(parsed.topic_uri))
             if left is not None:
                 self.component.on_unsubscribe(conn, left)
-        elif not self._prefix_room(conn, parsed.prefix):
+        elif not self.may_define_prefix(conn, parsed.prefix):
             self._refuse(conn, CloseCode.POLICY_VIOLATION, "more than %d prefixes" % self.max_prefixes_per_connection)
         else:
             conn.prefixes[parsed.prefix] = parsed.uri
@@ -203,22 +208,15 @@ class WampServer(ComponentInterface):
             conn.call_error(call_id, uri, desc)
 
     def _subscribe(self, conn: WampConnection, topic_id: str) -> None:
-        if topic_id in conn._subscriptions:
+        if topic_id in conn.subscriptions:
             return
-        if len(conn._subscriptions) >= self.max_topics_per_connection:
+        if len(conn.subscriptions) >= self.max_topics_per_connection:
             self._refuse(conn, CloseCode.POLICY_VIOLATION,
                          "more than %d topics" % self.max_topics_per_connection)
             return
         topic = self.topic_manager.subscribe(conn, topic_id)
         if topic is not None:
             self.component.on_subscribe(conn, topic)
-
-    def _prefix_room(self, conn: WampConnection, prefix: str) -> bool:
-        return prefix in conn.prefixes or len(conn.prefixes) < self.max_prefixes_per_connection
-
-    def _check_prefix_room(self, conn: WampConnection, prefix: str) -> None:
-        if not self._prefix_room(conn, prefix):
-            raise ValueError("more than %d prefixes on %r" % (self.max_prefixes_per_connection, conn))
 
     def _refuse(self, conn: WampConnection, code: int, reason: str) -> None:
         log.info("%r: closing with %d: %s", conn, code, reason)

@@ -67,6 +67,28 @@ class Topic:
         """True if ``conn`` is subscribed here."""
         return conn in self._members
 
+    def add(self, conn: Any) -> bool:
+        """Put ``conn`` on this topic's list of local subscribers; False if it was there already.
+
+        Only the list changes (as Ratchet's ``Topic::add``): a server subscribes a
+        connection with :meth:`TopicManager.subscribe`, which also listens to the
+        hub for the topic and records it on the connection.
+        """
+        if conn in self._members:
+            return False
+        self._members[conn] = None
+        return True
+
+    def remove(self, conn: Any) -> bool:
+        """Take ``conn`` off the list of local subscribers; False if it was not on it.
+
+        Only the list changes; see :meth:`add` and :meth:`TopicManager.unsubscribe`.
+        """
+        if conn not in self._members:
+            return False
+        del self._members[conn]
+        return True
+
     def broadcast(self, event: Any, exclude: Any = (), eligible: Any = ()) -> "Topic":
         """Send EVENT ``event`` to the topic's subscribers, in every process of the hub.
 
@@ -78,8 +100,14 @@ class Topic:
         self._manager.publish(self.id, protocol.dumps(event), exclude, eligible)
         return self
 
-    # -- called by the manager --------------------------------------------------
-    def _deliver(self, publication: Publication, event_json: str) -> int:
+    def deliver(self, publication: Publication, event_json: str) -> int:
+        """Send the EVENT of one hub publication to the local subscribers it may reach.
+
+        ``event_json`` is the event payload as JSON text; ``publication.exclude``
+        and ``publication.eligible`` filter by session id.  Returns how many
+        connections the EVENT was written to.  The :class:`TopicManager` calls it
+        for each publication on the topic; :meth:`Topic.broadcast` is what applications use.
+        """
         members = self._members
         exclude, eligible = publication.exclude, publication.eligible
         if exclude or eligible:
@@ -125,27 +153,25 @@ class TopicManager:
         if topic is None:
             topic = self._topics[topic_id] = Topic(topic_id, self)
             self.hub.add_listener(topic_id, self._listener)
-        elif conn in topic._members:
+        if not topic.add(conn):
             return None
-        topic._members[conn] = None
-        conn._subscriptions[topic_id] = topic
+        conn.subscriptions[topic_id] = topic
         return topic
 
     def unsubscribe(self, conn: Any, topic_id: str) -> Optional[Topic]:
         """Remove ``conn`` from the topic; returns it, or ``None`` if ``conn`` was not there."""
         topic = self._topics.get(topic_id)
-        if topic is None or conn not in topic._members:
+        if topic is None or not topic.remove(conn):
             return None
-        del topic._members[conn]
-        conn._subscriptions.pop(topic_id, None)
-        if not topic._members:
+        conn.subscriptions.pop(topic_id, None)
+        if len(topic) == 0:
             del self._topics[topic_id]
             self.hub.remove_listener(topic_id, self._listener)
         return topic
 
     def unsubscribe_all(self, conn: Any) -> None:
         """Remove ``conn`` from every topic (done when it closes)."""
-        for topic_id in list(conn._subscriptions):
+        for topic_id in list(conn.subscriptions):
             self.unsubscribe(conn, topic_id)
 
     def publish(self, topic_id: str, event_json: str, exclude: Any = (), eligible: Any = ()) -> None:
@@ -162,7 +188,7 @@ class TopicManager:
             return
         event_json = self._event_json(publication)
         if event_json is not None:
-            topic._deliver(publication, event_json)
+            topic.deliver(publication, event_json)
 
     def _event_json(self, publication: Publication) -> Optional[str]:
         message = publication.message

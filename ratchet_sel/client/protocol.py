@@ -55,13 +55,15 @@ class ClientProtocol(ClientRole):
     """One open client connection's protocol (see the module docstring).
 
     ``extension`` is the agreed permessage-deflate state or ``None``;
-    ``max_message_size`` bounds a message (1009 beyond it).
+    ``max_message_size`` bounds a message (1009 beyond it); ``close_timeout``
+    is how long the closing handshake may take (``expect_close_within``).
     """
 
     __slots__ = ("_closed", "_our_close")
 
-    def __init__(self, extension: Any = None, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
-        super().__init__(extension, max_message_size=max_message_size)
+    def __init__(self, extension: Any = None, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 close_timeout: float = 5.0) -> None:
+        super().__init__(extension, max_message_size=max_message_size, close_timeout=close_timeout)
         self._closed: Optional[ConnectionClosed] = None
         self._our_close: Optional[ConnectionClosed] = None
 

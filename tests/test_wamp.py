@@ -473,7 +473,7 @@ def test_topic_manager_without_a_server():
 
     class Conn:
         session_id = "s"
-        _subscriptions: dict = {}
+        subscribed_topics: dict = {}
 
     conn = Conn()
     topic = manager.subscribe(conn, "t")

@@ -37,7 +37,8 @@ class WampConnection:
         self.pubsub_key = session_id
         self.prefixes: Dict[str, str] = {}
         self._server = server
-        self._subscriptions: Dict[str, Any] = {}
+        #: The topics this session is subscribed to, by topic id (kept by the TopicManager).
+        self.subscribed_topics: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return "<WampConnection #%s session %s>" % (getattr(self.ws, "resource_id", "?"), self.session_id[:8])
@@ -51,7 +52,7 @@ class WampConnection:
     @property
     def topics(self) -> FrozenSet[Any]:
         """The :class:`~ratchet_sel.wamp.Topic` objects this session is subscribed to."""
-        return frozenset(self._subscriptions.values())
+        return frozenset(self.subscribed_topics.values())
 
     # -- WAMP messages to the client ------------------------------------------------
     def call_result(self, call_id: str, result: Any = None) -> "WampConnection":
@@ -72,7 +73,7 @@ class WampConnection:
 
         Raises ``ValueError`` past the server's prefix limit.
         """
-        self._server._check_prefix_room(self, curie)
+        self._server.check_prefix_room(self, curie)
         self.prefixes[curie] = str(uri)
         return self.send(protocol.encode_prefix(curie, str(uri)))
 

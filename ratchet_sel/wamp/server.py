@@ -203,9 +203,9 @@ class WampServer(ComponentInterface):
             conn.call_error(call_id, uri, desc)
 
     def _subscribe(self, conn: WampConnection, topic_id: str) -> None:
-        if topic_id in conn._subscriptions:
+        if topic_id in conn.subscribed_topics:
             return
-        if len(conn._subscriptions) >= self.max_topics_per_connection:
+        if len(conn.subscribed_topics) >= self.max_topics_per_connection:
             self._refuse(conn, CloseCode.POLICY_VIOLATION,
                          "more than %d topics" % self.max_topics_per_connection)
             return
@@ -216,7 +216,8 @@ class WampServer(ComponentInterface):
     def _prefix_room(self, conn: WampConnection, prefix: str) -> bool:
         return prefix in conn.prefixes or len(conn.prefixes) < self.max_prefixes_per_connection
 
-    def _check_prefix_room(self, conn: WampConnection, prefix: str) -> None:
+    def check_prefix_room(self, conn: WampConnection, prefix: str) -> None:
+        """Raise ``ValueError`` if ``conn`` may not define one more prefix (``max_prefixes_per_connection``)."""
         if not self._prefix_room(conn, prefix):
             raise ValueError("more than %d prefixes on %r" % (self.max_prefixes_per_connection, conn))
 

@@ -79,7 +79,22 @@ class Topic:
         return self
 
     # -- called by the manager --------------------------------------------------
-    def _deliver(self, publication: Publication, event_json: str) -> int:
+    def add_member(self, conn: Any) -> bool:
+        """Subscribe ``conn`` here (the manager does); False if it already was."""
+        if conn in self._members:
+            return False
+        self._members[conn] = None
+        return True
+
+    def remove_member(self, conn: Any) -> bool:
+        """Unsubscribe ``conn`` here (the manager does); False if it was not subscribed."""
+        if conn not in self._members:
+            return False
+        del self._members[conn]
+        return True
+
+    def deliver(self, publication: Publication, event_json: str) -> int:
+        """Send a publication's EVENT to the local subscribers it is meant for; returns how many got it."""
         members = self._members
         exclude, eligible = publication.exclude, publication.eligible
         if exclude or eligible:
@@ -125,27 +140,25 @@ class TopicManager:
         if topic is None:
             topic = self._topics[topic_id] = Topic(topic_id, self)
             self.hub.add_listener(topic_id, self._listener)
-        elif conn in topic._members:
+        if not topic.add_member(conn):
             return None
-        topic._members[conn] = None
-        conn._subscriptions[topic_id] = topic
+        conn.subscribed_topics[topic_id] = topic
         return topic
 
     def unsubscribe(self, conn: Any, topic_id: str) -> Optional[Topic]:
         """Remove ``conn`` from the topic; returns it, or ``None`` if ``conn`` was not there."""
         topic = self._topics.get(topic_id)
-        if topic is None or conn not in topic._members:
+        if topic is None or not topic.remove_member(conn):
             return None
-        del topic._members[conn]
-        conn._subscriptions.pop(topic_id, None)
-        if not topic._members:
+        conn.subscribed_topics.pop(topic_id, None)
+        if not len(topic):
             del self._topics[topic_id]
             self.hub.remove_listener(topic_id, self._listener)
         return topic
 
     def unsubscribe_all(self, conn: Any) -> None:
         """Remove ``conn`` from every topic (done when it closes)."""
-        for topic_id in list(conn._subscriptions):
+        for topic_id in list(conn.subscribed_topics):
             self.unsubscribe(conn, topic_id)
 
     def publish(self, topic_id: str, event_json: str, exclude: Any = (), eligible: Any = ()) -> None:
@@ -162,7 +175,7 @@ class TopicManager:
             return
         event_json = self._event_json(publication)
         if event_json is not None:
-            topic._deliver(publication, event_json)
+            topic.deliver(publication, event_json)
 
     def _event_json(self, publication: Publication) -> Optional[str]:
         message = publication.message

@@ -144,8 +144,8 @@ def test_protocol_errors_fail_with_the_right_code(data, code):
 
 @pytest.mark.parametrize("code,valid", [
     (0, False), (999, False), (1000, True), (1001, True), (1002, True), (1003, True), (1004, False),
-    (1005, False), (1006, False), (1007, True), (1011, True), (1012, False), (1015, False),
-    (1016, False), (2000, False), (2999, False), (3000, True), (4999, True), (5000, False), (65535, False),
+    (1005, False), (1006, False), (1007, True), (1011, True), (1012, True), (1013, True),
+    (1014, True), (1015, False), (1016, False), (2000, False), (2999, False), (3000, True), (4999, True), (5000, False), (65535, False),
 ])
 def test_close_code_validation(code, valid):
     assert is_valid_close_code(code) is valid
@@ -339,3 +339,11 @@ def test_direct_payload_written_refuses_a_wrong_count():
         parser.payload_written(size + 200000)
     with pytest.raises(ValueError):
         parser.payload_written(0)
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_close_codes_after_rfc6455_are_accepted_in_both_directions(code):
+    payload = struct.pack("!H", code) + b"later"
+    assert FrameParser().feed(masked(OP_CLOSE, payload)) == [Close(code, "later")]
+    client_side = FrameParser(require_mask=False, forbid_mask=True)
+    assert client_side.feed(encode_frame(OP_CLOSE, payload)) == [Close(code, "later")]

@@ -84,11 +84,9 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
     except BaseException:
         sock.close()
         raise
-    conn = ClientConnection(sock, ClientProtocol(handshake.extension, max_message_size), handshake,
-                            close_timeout=timeout)
-    if handshake.leftover:
-        conn._receive(handshake.leftover)
-    return conn
+    protocol = ClientProtocol(handshake.extension, max_message_size,
+                              close_timeout=_DEFAULT_CLOSE_WAIT if timeout is None else timeout)
+    return ClientConnection(sock, protocol, handshake, close_timeout=timeout)
 
 
 class ClientConnection:
@@ -116,6 +114,8 @@ class ClientConnection:
         #: Payloads of pongs received (answers to :meth:`ping`), oldest first.
         self.pongs: Deque[bytes] = deque(maxlen=64)
         self._eof = False
+        if handshake.leftover:  # the server's first frames, read with its handshake response
+            self._receive(handshake.leftover)
 
     def __repr__(self) -> str:
         return "<ClientConnection %s %s>" % (self.url, "open" if self.is_open else "closed")
@@ -244,7 +244,7 @@ class ClientConnection:
         if protocol.closed is None:
             protocol.close(code, reason)
             self._flush_quietly()
-            wait = self.close_timeout if self.close_timeout is not None else _DEFAULT_CLOSE_WAIT
+            wait = protocol.expect_close_within or protocol.close_timeout
             deadline = time.monotonic() + wait
             try:
                 while protocol.closed is None:

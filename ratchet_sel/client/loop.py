@@ -16,6 +16,7 @@ import socket
 import threading
 from typing import Any, Optional, Sequence, Union
 
+from ..websocket.protocol import State
 from ..websocket.rfc6455 import CloseCode, Message
 from .handshake import ClientHandshake, HandshakeError, Target, parse_url
 from .options import client_offer, client_ssl_context
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 _RECV_SIZE = 256 * 1024
 _WOULD_BLOCK = (BlockingIOError, InterruptedError) + _WANT_READ + _WANT_WRITE
 
-_CONNECTING, _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = "connecting", "handshake", "open", "closing", "closed"
+# The connection's states (its protocol's, until the TCP connection is released: CLOSED).
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
 
 def connect_async(loop: Any, url: str, component: Any, *, subprotocols: Sequence[str] = (),
@@ -54,12 +56,11 @@ def connect_async(loop: Any, url: str, component: Any, *, subprotocols: Sequence
     target = parse_url(url)
     handshake = ClientHandshake(target, subprotocols=subprotocols, headers=headers, origin=origin,
                                 offer=client_offer(compression))
-    conn = AsyncClientConnection(loop, target, component, handshake, max_message_size, close_timeout)
     context = None
     if target.secure:
         context = ssl_context if ssl_context is not None else client_ssl_context()
-    conn._start(context, timeout)
-    return conn
+    return AsyncClientConnection(loop, target, component, handshake, max_message_size, close_timeout,
+                                 ssl_context=context, connect_timeout=timeout)
 
 
 class AsyncClientConnection:
@@ -68,11 +69,14 @@ class AsyncClientConnection:
     Like a server-side connection it has ``send``, ``ping``, ``close``,
     ``abort``, ``is_open``, ``subprotocol``, ``close_code`` and
     ``close_reason``; plus ``url``, ``response_headers`` and ``extension``
-    once open.  User attributes may be added freely.
+    once open.  User attributes may be added freely.  Given a
+    ``connect_timeout``, it starts connecting at once (``ssl_context`` for
+    ``wss://``), as :func:`connect_async` has it do.
     """
 
     def __init__(self, loop: Any, target: Target, component: Any, handshake: ClientHandshake,
-                 max_message_size: int, close_timeout: float) -> None:
+                 max_message_size: int, close_timeout: float, *, ssl_context: Any = None,
+                 connect_timeout: Optional[float] = None) -> None:
         self.loop = loop
         self.url = target.url
         self.component = component
@@ -86,18 +90,21 @@ class AsyncClientConnection:
         self._protocol: Optional[ClientProtocol] = None
         self._sock: Any = None
         self._state = _CONNECTING
+        self._handshaking = False  # CONNECTING: TCP (and TLS) first, then the opening handshake
         self._wbuf = bytearray()
         self._writing = False
         self._timer: Any = None
         self._failure: Optional[BaseException] = None
+        if connect_timeout is not None:
+            self._start(ssl_context, connect_timeout)
 
     def __repr__(self) -> str:
-        return "<AsyncClientConnection %s %s>" % (self.url, self._state)
+        return "<AsyncClientConnection %s %s>" % (self.url, self._state.value)
 
     @property
     def is_open(self) -> bool:
         """True while messages may be sent."""
-        return self._state == _OPEN and self._protocol is not None and self._protocol.is_open
+        return self._state is _OPEN and self._protocol is not None and self._protocol.is_open
 
     @property
     def close_code(self) -> Optional[int]:
@@ -134,7 +141,7 @@ class AsyncClientConnection:
             self.loop.call_soon_threadsafe(self._fail_attempt, exc)
 
     def _connect(self, addresses: list) -> None:
-        if self._state != _CONNECTING:
+        if self._state is not _CONNECTING:
             return
         if not addresses:
             self._fail_attempt(OSError("no address to connect to for %s" % self._target.host))
@@ -197,23 +204,23 @@ class AsyncClientConnection:
         self._begin_handshake()
 
     def _begin_handshake(self) -> None:
-        self._state = _HANDSHAKE
+        self._handshaking = True
         self.loop.add_reader(self._sock, self._on_readable)
         self._write(self._handshake.request)
 
     def _timed_out(self, timeout: float) -> None:
         self._timer = None
-        if self._state == _HANDSHAKE and self._handshake.refused:
+        if self._state is _CONNECTING and self._handshaking and self._handshake.refused:
             self._handshake_data(b"")  # the refusal's status is the answer, body or not
-        elif self._state in (_CONNECTING, _HANDSHAKE):
-            what = "connection" if self._state == _CONNECTING else "handshake response"
+        elif self._state is _CONNECTING:
+            what = "handshake response" if self._handshaking else "connection"
             self._fail_attempt(TimeoutError("no complete %s from %s within %g s" % (what, self.url, timeout)))
-        elif self._state == _CLOSING:
+        elif self._state is _CLOSING:
             log.info("%r: no close from the server within %g s; dropping", self, timeout)
             self._release()
 
     def _fail_attempt(self, exc: BaseException) -> None:
-        if self._state not in (_CONNECTING, _HANDSHAKE):
+        if self._state is not _CONNECTING:
             return
         log.info("%r: connection failed: %s", self, exc)
         self._failure = exc
@@ -238,9 +245,9 @@ class AsyncClientConnection:
         self._state = _OPEN
         self.subprotocol = self._handshake.subprotocol
         self.extension = self._handshake.extension
-        self._protocol = ClientProtocol(self.extension, self._max_message_size)
+        self._protocol = ClientProtocol(self.extension, self._max_message_size, self.close_timeout)
         self._call("on_open")
-        if self._handshake.leftover and self._state != _CLOSED:
+        if self._handshake.leftover and self._state is not _CLOSED:
             self._data_received(self._handshake.leftover)
 
     # -- sending ---------------------------------------------------------------
@@ -272,7 +279,7 @@ class AsyncClientConnection:
                 self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if self._sock is None or self._state == _CLOSED:
+        if self._sock is None or self._state is _CLOSED:
             return
         if not self._wbuf:
             try:
@@ -327,12 +334,12 @@ class AsyncClientConnection:
                 break
         if chunks:
             data = b"".join(chunks)
-            if self._state == _HANDSHAKE:
+            if self._state is _CONNECTING:
                 self._handshake_data(data)
-            elif self._state in (_OPEN, _CLOSING):
+            elif self._state is _OPEN or self._state is _CLOSING:
                 self._data_received(data)
         if eof:
-            if self._state == _HANDSHAKE:
+            if self._state is _CONNECTING:
                 self._handshake_data(b"")
             else:
                 self._lost()
@@ -347,13 +354,8 @@ class AsyncClientConnection:
                 self._call("on_pong", event.payload)
         protocol.end_pending()  # the application has seen every message before the end
         self._flush()
-        if protocol.closed is not None and self._state != _CLOSED:
-            if protocol.close_received:
-                # The server closes TCP first (RFC 6455 7.1.1); wait for it, a while.
-                self._state = _CLOSING
-                self._arm_close_timer()
-            else:
-                self._release()  # we failed the connection: nothing more to wait for
+        if protocol.state is _CLOSED and self._state is not _CLOSED:
+            self._act()
 
     # -- closing -------------------------------------------------------------------
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -362,26 +364,33 @@ class AsyncClientConnection:
         ``on_close`` follows once the server has answered and ended TCP, or
         after ``close_timeout``.
         """
-        if self._state in (_CONNECTING, _HANDSHAKE):
+        if self._state is _CONNECTING:
             self._fail_attempt(ConnectionClosed(code, "closed before the connection opened"))
             return
-        if self._state != _OPEN or self._protocol is None:
+        if self._state is not _OPEN or self._protocol is None:
             return
         self._protocol.close(code, reason)
         self._flush()
-        self._state = _CLOSING
-        self._arm_close_timer()
+        self._act()
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a closing handshake."""
-        if self._state in (_CONNECTING, _HANDSHAKE):
+        if self._state is _CONNECTING:
             self._fail_attempt(ConnectionClosed(CloseCode.ABNORMAL, "aborted before the connection opened"))
         else:
             self._lost()
 
-    def _arm_close_timer(self) -> None:
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.close_timeout, self._timed_out, self.close_timeout)
+    def _act(self) -> None:
+        # Do what the protocol decided about TCP: close it now, or wait for the server to.
+        protocol = self._protocol
+        assert protocol is not None
+        if protocol.close_transport:
+            self._release()
+        elif protocol.expect_close_within is not None:
+            self._state = _CLOSING
+            if self._timer is None:
+                wait = protocol.expect_close_within
+                self._timer = self.loop.call_later(wait, self._timed_out, wait)
 
     def _lost(self) -> None:
         if self._protocol is not None:
@@ -389,7 +398,7 @@ class AsyncClientConnection:
         self._release()
 
     def _release(self) -> None:
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             return
         was_open = self._protocol is not None
         self._state = _CLOSED
@@ -421,7 +430,7 @@ class AsyncClientConnection:
         except Exception as exc:
             if name in ("on_error", "on_close"):
                 log.exception("%r: %s raised", self, name)
-                if name == "on_error" and self._state != _CLOSED:
+                if name == "on_error" and self._state is not _CLOSED:
                     self.abort()
                 return
             log.error("%r: unhandled %s in %s: %s", self, type(exc).__name__, name, exc,

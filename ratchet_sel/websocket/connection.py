@@ -1,23 +1,56 @@
-"""WsConnection: the WebSocket connection an application talks to."""
+"""WsConnection: the WebSocket connection an application talks to.
+
+It drives a sans-IO protocol object (:class:`~ratchet_sel.websocket.protocol.ServerProtocol`,
+or :class:`~ratchet_sel.websocket.hixie.HixieProtocol` for the drafts) over the
+server's transport, and meets the server that made it through
+:class:`ConnectionPolicy` only.
+"""
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any, Iterable, List, Optional, Union
 
 from ..ops.stats import STATS
 from . import hixie
-from .rfc6455 import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Close, CloseCode, Failure, Message,
-                      Ping, Pong, SMALL_FRAME_HEADERS, encode_close_payload, encode_frame, encode_message, frame_header,
-                      is_sendable_close_code)
+from .protocol import CLOSED, OPEN
+from .rfc6455 import OP_BINARY, OP_TEXT, CloseCode, Message, SMALL_FRAME_HEADERS, encode_message, frame_header
 
-__all__ = ["WsConnection", "HixieConnection", "broadcast"]
+__all__ = ["WsConnection", "HixieConnection", "ConnectionPolicy", "broadcast", "PLAIN_FRAMES"]
 
 log = logging.getLogger(__name__)
-
-_OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
 
 # Above this size a frame's header and payload are written side by side
 # (one sendmsg) rather than copied into one buffer.
 _COALESCE_LIMIT = 64 * 1024
+
+#: The :attr:`WsConnection.frame_key` of RFC 6455/HyBi connections without an
+#: extension: their frames for a message are the plain unmasked frames.
+PLAIN_FRAMES = "rfc6455-plain"
+
+
+class ConnectionPolicy(ABC):
+    """What a :class:`WsConnection` asks of the server that made it (:class:`~ratchet_sel.WsServer` is one).
+
+    Attributes read by the connection: ``component`` (the application),
+    ``write_limit`` (bytes buffered for a peer before :meth:`write_limit_reached`),
+    ``idle_timeout`` (when set, the connection records :attr:`WsConnection.last_seen`).
+    """
+
+    component: Any
+    write_limit: int
+    idle_timeout: Optional[float]
+
+    @abstractmethod
+    def write_limit_reached(self, conn: "WsConnection") -> None:
+        """``conn`` has more buffered than ``write_limit`` allows: apply the slow-client policy."""
+
+    @abstractmethod
+    def application_error(self, conn: "WsConnection", exc: BaseException) -> None:
+        """A callback of the application raised ``exc`` while handling ``conn``."""
+
+    @abstractmethod
+    def pong_received(self, conn: "WsConnection", payload: bytes) -> None:
+        """The peer of ``conn`` sent a pong carrying ``payload``."""
 
 
 class WsConnection:
@@ -29,15 +62,20 @@ class WsConnection:
     ``"hixie-76"`` or ``"hixie-75"``), ``subprotocol`` (``None`` if none was
     agreed), ``close_code``/``close_reason`` (what the peer sent; 1006 when the
     connection dropped).  User attributes may be added freely.
+
+    For the server and :func:`broadcast`: ``protocol`` (the sans-IO protocol
+    object, whose ``state`` is the connection's :class:`~ratchet_sel.websocket.protocol.State`),
+    ``frame_key``, :meth:`frames_for`, :meth:`room_for`, :meth:`data_received`,
+    :meth:`connection_lost`, :meth:`run_close_listeners`, ``ping_outstanding``
+    and ``last_seen``.
     """
 
     __slots__ = ("__dict__", "__weakref__", "transport", "resource_id", "remote_address", "remote_port", "request",
-                 "version", "subprotocol", "extension", "close_code", "close_reason",
-                 "dropped_messages", "_server", "_parser", "_state", "_close_timer",
-                 "_ping_outstanding", "_last_seen", "_close_listeners")
+                 "version", "subprotocol", "extension", "dropped_messages", "protocol", "frame_key",
+                 "ping_outstanding", "last_seen", "_policy", "_close_timer", "_close_listeners")
 
-    def __init__(self, server: Any, transport: Any, request: Any, version: str,
-                 subprotocol: Optional[str], parser: Any, extension: Any = None) -> None:
+    def __init__(self, policy: "ConnectionPolicy", transport: Any, request: Any, version: str,
+                 subprotocol: Optional[str], protocol: Any, extension: Any = None) -> None:
         self.transport = transport
         self.resource_id = transport.resource_id
         self.remote_address = transport.remote_address
@@ -46,16 +84,20 @@ class WsConnection:
         self.version = version
         self.subprotocol = subprotocol
         self.extension = extension
-        self.close_code: Optional[int] = None
-        self.close_reason = ""
-        self._server = server
-        self._parser = parser
-        self._state = _OPEN
-        self._close_timer: Any = None
+        #: The sans-IO protocol this connection drives; ``protocol.state`` is its state.
+        self.protocol = protocol
+        #: Connections with equal keys are sent identical bytes for a message
+        #: (see :func:`broadcast`); ``None``: this one encodes its own.
+        self.frame_key: Any = PLAIN_FRAMES if extension is None else extension.shared_key
         #: Messages not sent because the client was not reading (policy "drop").
         self.dropped_messages = 0
-        self._ping_outstanding = False
-        self._last_seen = transport.loop.time()
+        #: True from a keepalive ping until the peer sends anything.
+        self.ping_outstanding = False
+        #: The loop time of the peer's last bytes (kept up to date only under an idle timeout).
+        self.last_seen = transport.loop.time()
+        self._policy = policy
+        protocol.may_answer = self._may_answer
+        self._close_timer: Any = None
         self._close_listeners: Optional[List[Any]] = None
 
     def __repr__(self) -> str:
@@ -74,7 +116,17 @@ class WsConnection:
     @property
     def is_open(self) -> bool:
         """True until a close frame was sent or received, or the connection dropped."""
-        return self._state is _OPEN
+        return self.protocol.state is OPEN
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The peer's close code (1005 for a close frame without one), the code we failed with, or 1006; else None."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason that goes with :attr:`close_code`."""
+        return self.protocol.close_reason
 
     # -- sending ------------------------------------------------------------
     def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> None:
@@ -83,18 +135,19 @@ class WsConnection:
         ``fragment_size`` > 0 splits it into frames of at most that many bytes.
         Messages sent after the connection began closing are dropped.
         """
-        if self._state is not _OPEN:
-            log.debug("%r: message dropped, the connection is %s", self, self._state)
+        if self.protocol.state is not OPEN:
+            log.debug("%r: message dropped, the connection is %s", self, self.protocol.state.value)
             return
         transport = self.transport
         if fragment_size > 0 or self.extension is not None:
-            frames = self._encode(message, fragment_size)
-            if transport.buffered_amount and not self._room_for(sum(len(f) for f in frames)):
+            frames = self.protocol.frames_for(message, fragment_size)
+            if transport.buffered_amount and not self.room_for(sum(len(f) for f in frames)):
                 return
             STATS.messages_sent += 1
             for frame in frames:
                 transport.send(frame)
             return
+        # The common case, written out: one unmasked frame, no call into the protocol.
         if message.__class__ is str:
             payload: Any = message.encode("utf-8")  # type: ignore[union-attr]
             opcode = OP_TEXT
@@ -102,7 +155,7 @@ class WsConnection:
             payload = message
             opcode = OP_BINARY
         size = len(payload)
-        if transport.buffered_amount and not self._room_for(size + 10):
+        if transport.buffered_amount and not self.room_for(size + 10):
             return
         STATS.messages_sent += 1
         if size < 126:
@@ -112,32 +165,26 @@ class WsConnection:
         else:
             transport.writev((frame_header(opcode, size), payload))
 
-    def _room_for(self, size: int) -> bool:
-        """May ``size`` more bytes be buffered?  If not, the server's slow-client policy acts."""
-        if self.transport.buffered_amount + size <= self._server.write_limit:
+    def room_for(self, size: int) -> bool:
+        """May ``size`` more bytes be buffered?  If not, the server's slow-client policy acts (and False)."""
+        if self.transport.buffered_amount + size <= self._policy.write_limit:
             return True
-        self._server._write_limit_reached(self)
+        self._policy.write_limit_reached(self)
         return False
 
-    def _encode(self, message: Any, fragment_size: int = 0) -> List[bytes]:
-        if self.extension is not None:
-            return self.extension.encode_message(message, fragment_size)
-        return encode_message(message, fragment_size)
+    def frames_for(self, message: Union[str, bytes]) -> Optional[bytes]:
+        """The bytes that carry ``message`` on this connection, or None if it cannot carry it."""
+        return b"".join(self.protocol.frames_for(message))
 
     def ping(self, payload: Union[str, bytes] = b"") -> None:
         """Send a ping (at most 125 bytes of payload); the peer answers with a pong."""
-        self._send_control(OP_PING, payload)
+        if self.protocol.ping(payload):
+            self.transport.send(self.protocol.data_to_send())
 
     def pong(self, payload: Union[str, bytes] = b"") -> None:
         """Send an unsolicited pong (a one-way heartbeat)."""
-        self._send_control(OP_PONG, payload)
-
-    def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
-        raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        if len(raw) > 125:
-            raise ValueError("control frame payload over 125 bytes")
-        if self._state is _OPEN:
-            self.transport.send(encode_frame(opcode, raw))
+        if self.protocol.pong(payload):
+            self.transport.send(self.protocol.data_to_send())
 
     # -- closing ----------------------------------------------------------------
     def add_close_listener(self, callback: Any) -> None:
@@ -157,7 +204,8 @@ class WsConnection:
         if self._close_listeners is not None and callback in self._close_listeners:
             self._close_listeners.remove(callback)
 
-    def _notify_closed(self) -> None:
+    def run_close_listeners(self) -> None:
+        """Call the close listeners once (the server does, after ``on_close``); later calls do nothing."""
         listeners, self._close_listeners = self._close_listeners, None
         for callback in listeners or ():
             try:
@@ -171,109 +219,87 @@ class WsConnection:
         The TCP connection is dropped when the peer answers, or after the
         server's ``close_timeout``.  ``on_close`` follows either way.
         """
-        if not is_sendable_close_code(code):
-            raise ValueError("close code %d may not be sent" % code)
-        if self._state is not _OPEN:
-            return
-        frame = self._close_frame(code, reason)
-        if not frame:  # a protocol without a closing handshake
-            self._finish()
-            return
-        self._state = _CLOSING
-        self.transport.send(frame)
-        self._close_timer = self.transport.loop.call_later(self._server.close_timeout,
-                                                           self._on_close_timeout)
-
-    def _close_frame(self, code: Optional[int], reason: str) -> bytes:
-        return encode_frame(OP_CLOSE, encode_close_payload(code, reason))
+        self.protocol.close(code, reason)
+        self._act()
 
     def abort(self) -> None:
         """Drop the TCP connection now, without a closing handshake."""
-        self._state = _CLOSED
+        self.protocol.connection_lost()
         self.transport.abort()
+
+    def _act(self) -> None:
+        # Do what the protocol decided: send its bytes, then close TCP or wait for the peer.
+        protocol = self.protocol
+        if protocol.outgoing:
+            self.transport.send(protocol.data_to_send())
+        if protocol.close_transport:
+            self._cancel_close_timer()
+            self.transport.close()
+        elif protocol.expect_close_within is not None and self._close_timer is None:
+            self._close_timer = self.transport.loop.call_later(protocol.expect_close_within,
+                                                               self._on_close_timeout)
 
     def _on_close_timeout(self) -> None:
         log.info("%r: no close frame from the peer within %g s; dropping", self,
-                 self._server.close_timeout)
+                 self.protocol.expect_close_within)
+        self._close_timer = None
         self.transport.abort()
 
+    def _cancel_close_timer(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+
     # -- receiving -----------------------------------------------------------------
-    def _data_received(self, data: Any, direct_size: int = 0) -> None:
-        # ``data`` from the transport's on_message, or ``direct_size`` bytes
-        # that the transport read straight into the parser's payload_buffer().
-        parser = self._parser
-        server = self._server
+    def data_received(self, data: Any, direct_size: int = 0) -> None:
+        """Bytes from the peer: ``data``, or ``direct_size`` bytes the transport read into the parser's buffer."""
+        protocol = self.protocol
+        policy = self._policy
         # Any traffic proves the peer alive.
-        self._ping_outstanding = False
-        if server.idle_timeout:
-            self._last_seen = self.transport.loop.time()
-        for event in parser.payload_written(direct_size) if direct_size else parser.feed(data):
-            kind = event.__class__
-            if kind is Message:
-                if self._state is _OPEN:
-                    # The application's on_message, called here: this runs once per message.
+        self.ping_outstanding = False
+        if policy.idle_timeout:
+            self.last_seen = self.transport.loop.time()
+        # The protocol's events are looped over here, so that a message costs
+        # no call beyond the parser's and the application's; every other
+        # event goes to the protocol's rules.
+        for event in protocol.parser.payload_written(direct_size) if direct_size else protocol.feed(data):
+            if event.__class__ is Message:
+                if protocol.state is OPEN:
                     STATS.messages_received += 1
                     try:
-                        server.component.on_message(self, event.data)
+                        policy.component.on_message(self, event.data)
                     except Exception as exc:
-                        server._app_error(self, exc)
-            elif kind is Ping:
-                if self._state is _OPEN:
-                    pong = encode_frame(OP_PONG, event.payload)
-                    # A client that pings but never reads must not grow our buffer.
-                    if not self.transport.buffered_amount or self._room_for(len(pong)):
-                        self.transport.send(pong)
-            elif kind is Pong:
-                server._pong_received(self, event.payload)
-            elif kind is Close:
-                self._peer_closed(event)
-            elif kind is Failure:
-                self._fail(event.code, event.reason)
-        if parser.large_frame_pending and not direct_size:
+                        policy.application_error(self, exc)
+            else:
+                self._event_received(event)
+        if protocol.parser.large_frame_pending and not direct_size:
             # The rest of a large frame can go from the socket straight into its buffer.
             read_directly = getattr(self.transport, "read_directly", None)
             if read_directly is not None:
                 read_directly(self._payload_buffer, self._payload_read)
 
+    def _event_received(self, event: Any) -> None:
+        pong = self.protocol.receive_event(event)
+        self._act()
+        if pong is not None:
+            self._policy.pong_received(self, pong.payload)
+
     # For the transport's read_directly().
     def _payload_buffer(self) -> Optional[memoryview]:
-        return self._parser.payload_buffer() if self._state is not _CLOSED else None
+        return self.protocol.parser.payload_buffer() if self.protocol.state is not CLOSED else None
 
     def _payload_read(self, size: int) -> None:
-        self._data_received(None, size)
+        self.data_received(None, size)
 
-    def _peer_closed(self, event: Close) -> None:
-        self.close_code = CloseCode.NO_STATUS if event.code is None else event.code
-        self.close_reason = event.reason
-        if self._state is _OPEN:
-            # Echo the peer's code (RFC 6455 5.5.1), then close TCP: the server
-            # closes the TCP connection first (section 7.1.1).
-            self.transport.send(self._close_frame(event.code, ""))
-        self._finish()
+    def _may_answer(self, size: int) -> bool:
+        # Asked by the protocol before it answers a ping: a client that pings
+        # but never reads must not grow our buffer.
+        return not self.transport.buffered_amount or self.room_for(size)
 
-    def _fail(self, code: int, reason: str) -> None:
-        log.info("%r: failing the connection with %d: %s", self, code, reason)
-        if self._state is _OPEN:
-            self.transport.send(self._close_frame(code, reason))
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-        self._finish()
-
-    def _finish(self) -> None:
-        self._state = _CLOSED
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
-        self.transport.close()
-
-    def _transport_closed(self) -> None:
-        self._state = _CLOSED
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
-        if self.close_code is None:
-            self.close_code = CloseCode.ABNORMAL
+    def connection_lost(self) -> None:
+        """The transport has closed: the connection is closed (1006 unless the closing handshake was done)."""
+        self._cancel_close_timer()
+        self.protocol.connection_lost()
 
 
 class HixieConnection(WsConnection):
@@ -286,32 +312,37 @@ class HixieConnection(WsConnection):
 
     __slots__ = ()
 
+    def __init__(self, policy: "ConnectionPolicy", transport: Any, request: Any, version: str,
+                 subprotocol: Optional[str], protocol: Any) -> None:
+        super().__init__(policy, transport, request, version, subprotocol, protocol)
+        # Every draft connection frames a text message the same way.
+        self.frame_key = hixie.FRAME_KEY
+
     def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> None:
         """Send a text message (drafts have no binary messages and no fragments)."""
         if not isinstance(message, str):
             raise TypeError("a %s connection cannot send binary messages" % self.version)
-        if self._state is _OPEN:
+        if self.protocol.state is OPEN:
             frame = hixie.encode_text(message)
-            if not self.transport.buffered_amount or self._room_for(len(frame)):
+            if not self.transport.buffered_amount or self.room_for(len(frame)):
                 STATS.messages_sent += 1
                 self.transport.send(frame)
 
-    def _send_control(self, opcode: int, payload: Union[str, bytes]) -> None:
-        pass  # the drafts have no control frames besides closing
-
-    def _close_frame(self, code: Optional[int], reason: str) -> bytes:
-        return hixie.CLOSE_FRAME if self.version == "hixie-76" else b""
+    def frames_for(self, message: Union[str, bytes]) -> Optional[bytes]:
+        """The draft frame of a text message; None for a binary one, which the drafts cannot carry."""
+        return hixie.encode_text(message) if message.__class__ is str else None  # type: ignore[arg-type]
 
 
 def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
               exclude: Optional[WsConnection] = None) -> int:
     """Send ``message`` to every open connection (but ``exclude``); returns how many got it.
 
-    The frames are encoded once per kind of connection and the same bytes are
-    written to every connection of that kind: plain RFC 6455/HyBi, and
-    compressed without context takeover (one compression per broadcast).
-    Connections whose frames depend on their own state (context takeover,
-    drafts) encode their own.
+    The frames are encoded once per :attr:`~WsConnection.frame_key` and the
+    same bytes are written to every connection with that key: plain RFC
+    6455/HyBi, compressed without context takeover (one compression per
+    broadcast), and the drafts (text only: binary messages skip them).
+    Connections whose frames depend on their own state (context takeover)
+    have no key and encode their own.
     """
     shared: dict = {}
     plain: Optional[bytes] = None  # the frame for connections without an extension, the common case
@@ -319,30 +350,27 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     written = 0  # shared frames written here
     frames: Any
     for conn in connections:
-        if conn is exclude or conn._state is not _OPEN:
+        if conn is exclude or conn.protocol.state is not OPEN:
             continue
-        extension = conn.extension
-        if extension is None and conn.__class__ is not HixieConnection:
+        key = conn.frame_key
+        if key is PLAIN_FRAMES:
             if plain is None:
                 plain = b"".join(encode_message(message))
             frames = plain
-        elif conn.__class__ is HixieConnection:
-            if message.__class__ is not str:
-                continue  # the drafts cannot carry binary messages
+        elif key is None:
             conn.send(message)
             count += 1
             continue
-        elif extension.shared_key is not None:
-            frames = shared.get(extension.shared_key)
-            if frames is None:
-                frames = shared[extension.shared_key] = b"".join(conn._encode(message))
         else:
-            conn.send(message)
-            count += 1
-            continue
+            if key in shared:
+                frames = shared[key]
+            else:
+                frames = shared[key] = conn.frames_for(message)
+            if frames is None:
+                continue  # this kind of connection cannot carry the message
         transport = conn.transport
         if not transport.try_write(frames):  # bytes pending: the slow-client policy decides
-            if not conn._room_for(len(frames)):
+            if not conn.room_for(len(frames)):
                 continue
             transport.send(frames)
         written += 1

@@ -238,13 +238,19 @@ class DeflateExtension:
         return self._decode_again_with_the_full_window(limit)
 
     def end_message(self, limit: int) -> bytes:
-        """The message is complete: inflate the stripped tail (RFC 7692 7.2.2)."""
-        out = self.decompress(_TAIL, limit)
+        """The message is complete: inflate the stripped tail (RFC 7692 7.2.2).
+
+        After a final block (RFC 7692 7.2.3.4) the tail belongs to no stream
+        and is ignored; the next message then starts a new stream, primed
+        with the history.
+        """
+        finished = self._inflater.eof
+        out = b"" if finished else self.decompress(_TAIL, limit)
         if self._inflate_takeover:
             window = 1 << self._inflate_bits
             self._history = bytes((self._history + bytes(self._recent))[-window:])
-            if self._full:
-                self._inflater = None    # back to the agreed window, primed with the history
+            if self._full or finished:
+                self._inflater = None    # a new stream with the agreed window, primed with the history
         else:
             self._inflater = None        # every message starts afresh: nothing to keep
         self._recent = self._input = None

@@ -13,16 +13,20 @@ from typing import Any, List, Optional
 
 from ..http.request import HttpError, Request
 from .handshake import check_upgrade, select_subprotocol
-from .rfc6455 import Close, CloseCode, Failure, Message
+from .protocol import CLOSED, CLOSING, DROPPED_REASON, OPEN
+from .rfc6455 import Close, CloseCode, Failure, Message, is_sendable_close_code
 
 __all__ = ["HIXIE_KEY3_LENGTH", "key_number", "hixie76_answer", "hixie_response", "HixieParser",
-           "encode_text", "CLOSE_FRAME"]
+           "HixieProtocol", "encode_text", "CLOSE_FRAME", "FRAME_KEY"]
 
 #: The length of key3, the bytes a draft-76 client sends after its headers.
 HIXIE_KEY3_LENGTH = 8
 
 #: Draft-76's closing frame (draft-75 simply closes the TCP connection).
 CLOSE_FRAME = b"\xff\x00"
+
+#: What every draft connection shares for broadcasts: a text message is framed the same way on all.
+FRAME_KEY = "hixie"
 
 
 def key_number(key: str) -> int:
@@ -171,3 +175,82 @@ class HixieParser:
         if self._done:
             self._buffer = bytearray()
         return events
+
+
+class HixieProtocol:
+    """A draft-76/75 connection's state, for the same driver as RFC 6455's protocol.
+
+    The drafts have no pings and no close codes: the peer's ``0xFF 0x00``
+    is answered with ours (draft-76) and the server closes TCP; draft-75
+    has no closing frame at all.  The attributes and methods are the subset
+    of :class:`~ratchet_sel.websocket.protocol.Protocol` that
+    :class:`~ratchet_sel.websocket.connection.WsConnection` uses.
+    """
+
+    __slots__ = ("version", "parser", "feed", "state", "outgoing", "close_code", "close_reason",
+                 "close_timeout", "close_transport", "expect_close_within", "may_answer")
+
+    def __init__(self, version: str, *, max_message_size: int, close_timeout: float = 5.0) -> None:
+        self.version = version
+        self.parser = HixieParser(max_message_size=max_message_size)
+        self.feed = self.parser.feed
+        self.state = OPEN
+        self.outgoing: List[bytes] = []
+        self.close_code: Optional[int] = None
+        self.close_reason = ""
+        self.close_timeout = close_timeout
+        self.close_transport = False
+        self.expect_close_within: Optional[float] = None
+        #: Unused (the drafts have no pings to answer); there for the driver's common interface.
+        self.may_answer: Any = None
+
+    def data_to_send(self) -> bytes:
+        """The bytes queued for the peer (and forget them)."""
+        data = b"".join(self.outgoing)
+        self.outgoing.clear()
+        return data
+
+    def ping(self, payload: Any = b"") -> bool:
+        """The drafts have no pings: nothing is queued (False)."""
+        return False
+
+    def pong(self, payload: Any = b"") -> bool:
+        """The drafts have no pongs: nothing is queued (False)."""
+        return False
+
+    def _closing_frame(self) -> None:
+        if self.version == "hixie-76":
+            self.outgoing.append(CLOSE_FRAME)
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close: draft-76 sends its closing frame and waits for the peer's; draft-75 closes TCP at once."""
+        if not is_sendable_close_code(code):
+            raise ValueError("close code %d may not be sent" % code)
+        if self.state is not OPEN:
+            return
+        if self.version == "hixie-76":
+            self._closing_frame()
+            self.state = CLOSING
+            self.expect_close_within = self.close_timeout
+        else:
+            self.state = CLOSED
+            self.close_transport = True
+
+    def receive_event(self, event: Any) -> None:
+        """The peer's closing frame (answered, then TCP closes) or a fault (TCP closes)."""
+        if self.state is OPEN:
+            self._closing_frame()
+        if self.close_code is None:
+            if event.__class__ is Close:
+                self.close_code = CloseCode.NO_STATUS
+            else:
+                self.close_code, self.close_reason = event.code, event.reason
+        self.state = CLOSED
+        self.close_transport = True
+
+    def connection_lost(self) -> None:
+        """The TCP connection ended: 1006 unless the closing frames were exchanged."""
+        if self.state is not CLOSED:
+            self.state = CLOSED
+            self.close_code = CloseCode.ABNORMAL
+            self.close_reason = DROPPED_REASON

@@ -40,7 +40,7 @@ _MAX_CONTROL_PAYLOAD = 125
 
 
 class CloseCode:
-    """The close codes this server sends (RFC 6455 section 7.4.1)."""
+    """Named close codes (RFC 6455 section 7.4.1, and 1012-1014 from the IANA registry)."""
 
     NORMAL = 1000
     GOING_AWAY = 1001
@@ -53,27 +53,28 @@ class CloseCode:
     MESSAGE_TOO_BIG = 1009
     MANDATORY_EXTENSION = 1010
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
 
 
 def is_valid_close_code(code: int) -> bool:
     """May a peer send ``code`` in a close frame?
 
-    1000-1003 and 1007-1011 are defined by RFC 6455; 3000-3999 are registered
-    and 4000-4999 private.  1004-1006 and 1015 must never be sent, and the
-    rest of 0-2999 is reserved.
+    1000-1003 and 1007-1011 are defined by RFC 6455, 1012-1014 (service
+    restart, try again later, bad gateway) were registered with IANA after
+    it; 3000-3999 are registered and 4000-4999 private.  1004-1006 and 1015
+    must never be sent, and the rest of 0-2999 is reserved.
     """
-    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 def is_sendable_close_code(code: int) -> bool:
-    """May this server put ``code`` in a close frame it sends?
+    """May we put ``code`` in a close frame we send?  The same codes a peer may send.
 
-    The peer-valid codes, plus 1012-1014 (restart, try again later, bad
-    gateway), which servers send.  1005, 1006 and 1015 mean "no code" and are
-    never sent.
+    1005, 1006 and 1015 mean "no code" and are never sent.
     """
-    return is_valid_close_code(code) or 1012 <= code <= 1014
+    return is_valid_close_code(code)
 
 
 # -- events -----------------------------------------------------------------

@@ -9,10 +9,11 @@ from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
 from ..ops.stats import STATS
 from . import hixie
-from .connection import HixieConnection, WsConnection
+from .connection import ConnectionPolicy, HixieConnection, WsConnection
 from .deflate import PerMessageDeflate
 from .handshake import SUPPORTED_VERSIONS, check_upgrade, detect_version, negotiate
-from .rfc6455 import CloseCode, FrameParser
+from .protocol import ServerProtocol
+from .rfc6455 import CloseCode
 
 __all__ = ["WsServer"]
 
@@ -27,7 +28,7 @@ ALL_VERSIONS = ("rfc6455", "hybi-10", "hixie-76", "hixie-75")
 _DRAFTS = ("hixie-76", "hixie-75")
 
 
-class WsServer(HttpServerInterface):
+class WsServer(HttpServerInterface, ConnectionPolicy):
     """Serves ``component`` over WebSocket: RFC 6455, HyBi-07/08/10, Hixie-76/75 on one port.
 
     It works directly under :class:`~ratchet_sel.IoServer` (it reads the
@@ -129,20 +130,21 @@ class WsServer(HttpServerInterface):
         for ws in list(self.connections.values()):
             if not ws.is_open or isinstance(ws, HixieConnection):
                 continue
-            if ws._ping_outstanding:
+            if ws.ping_outstanding:
                 log.info("%r: no answer to the keepalive ping; closing", ws)
                 ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             else:
-                ws._ping_outstanding = True
+                ws.ping_outstanding = True
                 ws.ping(b"keepalive")
 
     def _close_idle(self) -> None:
         for ws in list(self.connections.values()):
-            if ws.is_open and ws.loop.time() - ws._last_seen > self.idle_timeout:
+            if ws.is_open and ws.loop.time() - ws.last_seen > self.idle_timeout:
                 log.info("%r: idle for %g s; closing", ws, self.idle_timeout)
                 ws.close(CloseCode.GOING_AWAY, "idle timeout")
 
-    def _write_limit_reached(self, ws: WsConnection) -> None:
+    def write_limit_reached(self, ws: WsConnection) -> None:
+        """Apply ``slow_client_policy`` to ``ws``, which has more than ``write_limit`` buffered."""
         if self.slow_client_policy == "drop":
             ws.dropped_messages += 1
             STATS.messages_dropped += 1
@@ -162,7 +164,7 @@ class WsServer(HttpServerInterface):
             try:
                 self._on_drain(ws)
             except Exception as exc:
-                self._app_error(ws, exc)
+                self.application_error(ws, exc)
 
     @property
     def subprotocols(self) -> Iterable[str]:
@@ -179,7 +181,7 @@ class WsServer(HttpServerInterface):
     def on_message(self, conn: Any, data: bytes) -> None:
         ws = self.connections.get(conn)
         if ws is not None:
-            ws._data_received(data)
+            ws.data_received(data)
         elif conn in self._awaiting_key3:
             self._key3_received(conn, data)
         else:
@@ -191,7 +193,7 @@ class WsServer(HttpServerInterface):
             self._reader.forget(conn)
             self._forget_key3(conn)
             return
-        ws._transport_closed()
+        ws.connection_lost()
         opened = STATS.websockets_open
         opened[ws.version] = opened.get(ws.version, 1) - 1
         code = ws.close_code if ws.close_code is not None else CloseCode.ABNORMAL
@@ -200,12 +202,12 @@ class WsServer(HttpServerInterface):
             self.component.on_close(ws)
         except Exception:
             log.exception("%r: on_close raised", ws)
-        ws._notify_closed()
+        ws.run_close_listeners()
 
     def on_error(self, conn: Any, exc: BaseException) -> None:
         ws = self.connections.get(conn)
         if ws is not None:
-            self._app_error(ws, exc)
+            self.application_error(ws, exc)
         else:
             log.error("%r: error during the handshake: %r", conn, exc)
             self._reader.forget(conn)
@@ -248,9 +250,9 @@ class WsServer(HttpServerInterface):
         except HttpError as exc:
             refuse(conn, exc.status, exc.reason, exc.headers)
             return
-        parser = FrameParser(max_message_size=self.max_message_size, max_frame_size=self.max_frame_size,
-                             extension=agreement.extension)
-        ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, parser,
+        protocol = ServerProtocol(agreement.extension, max_message_size=self.max_message_size,
+                                  max_frame_size=self.max_frame_size, close_timeout=self.close_timeout)
+        ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, protocol,
                           agreement.extension)
         conn.send(agreement.response)
         self._open(ws, rest)
@@ -301,8 +303,9 @@ class WsServer(HttpServerInterface):
         except HttpError as exc:
             refuse(conn, exc.status, exc.reason, exc.headers)
             return
-        parser = hixie.HixieParser(max_message_size=self.max_message_size)
-        ws = HixieConnection(self, conn, request, version, subprotocol, parser)
+        protocol = hixie.HixieProtocol(version, max_message_size=self.max_message_size,
+                                       close_timeout=self.close_timeout)
+        ws = HixieConnection(self, conn, request, version, subprotocol, protocol)
         conn.send(response)
         self._open(ws, rest)
 
@@ -331,19 +334,21 @@ class WsServer(HttpServerInterface):
         try:
             self.component.on_open(ws)
         except Exception as exc:
-            self._app_error(ws, exc)
+            self.application_error(ws, exc)
         if rest and ws.transport in self.connections:
-            ws._data_received(rest)
+            ws.data_received(rest)
 
     # -- calling the application --------------------------------------------------------
-    def _pong_received(self, ws: WsConnection, payload: bytes) -> None:
+    def pong_received(self, ws: WsConnection, payload: bytes) -> None:
+        """Pass a pong to the application's ``on_pong(conn, payload)``, if it has one."""
         if self._on_pong is not None:
             try:
                 self._on_pong(ws, payload)
             except Exception as exc:
-                self._app_error(ws, exc)
+                self.application_error(ws, exc)
 
-    def _app_error(self, ws: WsConnection, exc: BaseException) -> None:
+    def application_error(self, ws: WsConnection, exc: BaseException) -> None:
+        """Log ``exc`` and hand it to the application's ``on_error``; close with 1011 if that raises too."""
         log.error("%r: unhandled %s in the application: %s", ws, type(exc).__name__, exc,
                   exc_info=(type(exc), exc, exc.__traceback__))
         try:

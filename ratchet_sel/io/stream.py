@@ -884,7 +884,7 @@ class _Connector:
     @staticmethod
     def error(code: int, address: Any) -> OSError:
         """The ``OSError`` (subclass by errno) of a failed connect to ``address``."""
-        return OSError(code, "cannot connect to %s: %s (%s)"
+        return OSError(code, "connecting to %s failed: %s (%s)"
                        % (_describe(address), os.strerror(code), errno.errorcode.get(code, code)))
 
     def give_up(self, exc: BaseException) -> None:

@@ -130,36 +130,32 @@ class StreamOwner:
     raised.
     """
 
-    def stream_opened(self, stream: "Stream") -> None:
+    def stream_opened(self, stream: Any) -> None:
         """The stream is connected (and its TLS handshake done); it reads from now on."""
 
-    def stream_failed(self, stream: "Stream", exc: BaseException) -> None:
+    def stream_failed(self, stream: Any, exc: BaseException) -> None:
         """The stream never opened: resolution, connect, TLS handshake failed or timed out, or it was aborted."""
 
-    def stream_ended(self, stream: "Stream", exc: Optional[BaseException]) -> None:
+    def stream_ended(self, stream: Any, exc: Optional[BaseException]) -> None:
         """The open stream no longer accepts writes: closed by us, by the peer (``exc`` None) or failed (``exc``)."""
 
-    def stream_released(self, stream: "Stream") -> None:
+    def stream_released(self, stream: Any) -> None:
         """The socket is closed; the last report of the stream."""
 
-    def stream_error(self, stream: "Stream", exc: Exception) -> None:
+    def stream_error(self, stream: Any, exc: Exception) -> None:
         """``on_data``, ``on_drain`` or a read-directly callback raised ``exc``; the stream goes on."""
         log.error("%r: unhandled %s: %s", stream, type(exc).__name__, exc,
                   exc_info=(type(exc), exc, exc.__traceback__))
 
 
-class Stream:
-    """One stream socket on a loop, plain or TLS, the same object for its whole life.
+class _StreamCore:
+    """The state, the opening (connect, TLS handshake) and the ending of a :class:`Stream`.
 
-    ``Stream(loop, sock, owner, on_data)`` adopts a connected socket (an
-    accepted one, a socketpair end; an ``ssl.SSLSocket`` not yet handshaken
-    starts in ``HANDSHAKING``: call :meth:`start_tls`); :meth:`connect` makes
-    an outbound one.  Bytes read go to ``on_data(stream, data)`` while reading
-    is on (:meth:`resume_reading`); the end and errors go to ``owner``, a
-    :class:`StreamOwner`.  ``peer`` is the remote address tuple;
-    ``close_timeout`` bounds a graceful :meth:`close`; ``connect_options``
-    is :meth:`connect`'s business.  User attributes may be added freely.
+    A Stream is built in three layers, each a screenful: this one, then
+    writing (:class:`_StreamWriter`), then reading (:class:`Stream`).  The
+    methods of a later layer that this one calls are declared below.
     """
+
 
     __slots__ = (
         "__dict__", "__weakref__", "resource_id", "remote_address", "remote_port", "loop", "is_secure",
@@ -167,6 +163,10 @@ class Stream:
         "_drain_armed", "_corked", "_writing", "_read_view", "_direct_sink", "_timer", "_close_timeout",
         "_opened", "_end_reported", "_connector",
     )
+
+    # Defined by the later layers (see the class docstring).
+    resume_reading: Callable[[], None]
+    _want_write: Callable[[], None]
 
     def __init__(self, loop: Any, sock: Any, owner: StreamOwner, on_data: Callable[["Stream", bytes], Any], *,
                  peer: Any = None, close_timeout: float = 5.0, connect_options: Any = None) -> None:
@@ -226,8 +226,8 @@ class Stream:
     @classmethod
     def connect(cls, loop: Any, host: str, port: int, owner: StreamOwner, on_data: Callable[["Stream", bytes], Any],
                 *, ssl_context: Any = None, server_hostname: Optional[str] = None, timeout: Optional[float] = None,
-                close_timeout: float = 5.0) -> "Stream":
-        """Connect to ``host``:``port``; returns the stream at once, in ``CONNECTING``.
+                close_timeout: float = 5.0) -> Any:
+        """Connect to ``host``:``port``; returns the stream (of this class) at once, in ``CONNECTING``.
 
         A host name is resolved on a helper thread (``getaddrinfo`` blocks),
         then each address is tried in turn until one accepts.  With
@@ -282,12 +282,6 @@ class Stream:
         """True unless the stream is open (it accepts no writes)."""
         return self._state is not _OPEN
 
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
-        view = self._wview
-        return len(self._wbuf) + (len(view) if view is not None else 0)
-
     # -- the TLS handshake -------------------------------------------------------------
     def start_tls(self, timeout: float) -> None:
         """Run the server side of the TLS handshake of an accepted ``ssl.SSLSocket``.
@@ -337,128 +331,139 @@ class Stream:
         except Exception as exc:
             self._owner.stream_error(self, exc)
 
-    # -- reading ---------------------------------------------------------------------------
-    def pause_reading(self) -> None:
-        """Stop reading from the socket until :meth:`resume_reading`."""
-        if self._reading and self._state is _OPEN:
-            self._reading = False
-            self.loop.remove_reader(self._sock)
+    # -- ending --------------------------------------------------------------------------------
+    def close(self, code: Any = None, reason: str = "") -> None:
+        """Close gracefully: flush what was written, send our FIN, linger for the peer's.
 
-    def resume_reading(self) -> None:
-        """Read from the socket (again): bytes go to ``on_data`` from the next loop iteration."""
-        if not self._reading and self._state is _OPEN:
-            self._reading = True
-            if self.is_secure:
-                self.loop.add_reader(self._sock, self._read_ready_tls)
-                if self._sock.pending():  # decrypted bytes the selector will not announce
-                    self.loop.call_soon(self._read_ready_tls)
-            else:
-                self.loop.add_reader(self._sock, self._read_ready)
-
-    def read_directly(self, get_buffer: Callable[[], Any], buffer_filled: Callable[[int], Any]) -> None:
-        """Read the next bytes straight into buffers that ``get_buffer()`` provides, skipping ``on_data``.
-
-        For as long as ``get_buffer()`` returns a writable memoryview, each
-        read goes into it and is reported with ``buffer_filled(size)`` (the
-        view released first); once it returns None, reading goes back to
-        ``on_data``.  The WebSocket layer uses this for the payload of a large
-        frame: the bytes land where the message is gathered, instead of being
-        copied there from a ``bytes``.  Plain and TLS streams alike (over TLS
-        each read yields the decrypted bytes of at most one record).  Ignored
-        once the stream is not open.
+        Reading stops; bytes that still arrive are discarded until the peer's
+        FIN, or for at most ``close_timeout`` seconds.  A stream not yet open
+        is aborted.  ``code`` and ``reason`` are accepted for symmetry with
+        WebSocket connections; a raw stream has nowhere to put them.
         """
-        if self._state is _OPEN:
-            self._direct_sink = (get_buffer, buffer_filled)
+        if self._state is not _OPEN:
+            if self._state is _CONNECTING or self._state is _HANDSHAKING:
+                self.abort()
+            return
+        self._state = _CLOSING
+        self._reading = False
+        self._direct_sink = None
+        self._report_end(None)
+        if self._state is not _CLOSING:
+            return  # the owner aborted meanwhile
+        if self._wbuf or self._wview is not None:
+            self.loop.add_reader(self._sock, self._discard_ready)
+            self._want_write()
+            self._timer = self.loop.call_later(self._close_timeout, self._release, None)
+        else:
+            self._shutdown_write()
 
-    def _read_into_sink(self) -> bool:
-        # One read for read_directly(); False when the sink wants no more.
-        get_buffer, buffer_filled = self._direct_sink
-        target = get_buffer()
-        if target is None:
-            self._direct_sink = None
-            return False
+    def _shutdown_write(self) -> None:
+        # Everything is flushed: send our FIN (after TLS's close_notify) and linger.
+        self._state = _LINGERING
+        if self.is_secure:
+            try:
+                self._sock.unwrap()  # sends close_notify; the peer's answer is not awaited
+            except (OSError, ValueError):
+                pass
         try:
-            size = self._sock.recv_into(target)
-        except WOULD_BLOCK:
-            return True
-        except OSError as exc:
-            self._read_failed(exc)
-            return True
-        finally:
-            target.release()
-        if not size:
-            self._peer_finished()
-            return True
-        STATS.bytes_received += size
-        try:
-            buffer_filled(size)
-        except Exception as exc:
-            self._owner.stream_error(self, exc)
-        return True
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._release(None)
+            return
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._close_timeout, self._release, None)
+        self.loop.add_reader(self._sock, self._discard_ready)
 
-    def _read_ready(self) -> None:
-        # The hot path of a plain stream: one recv_into the loop's buffer, one copy, one call.
-        if self._direct_sink is not None and self._read_into_sink():
-            return
-        view = self._read_view
-        try:
-            size = self._sock.recv_into(view)
-        except WOULD_BLOCK:
-            return
-        except OSError as exc:
-            self._read_failed(exc)
-            return
-        if not size:
-            self._peer_finished()
-            return
-        STATS.bytes_received += size
-        try:
-            # The one copy: the owner gets bytes it may keep.
-            self._on_data(self, view[:size].tobytes())
-        except Exception as exc:
-            self._owner.stream_error(self, exc)
+    def release_if_delivered(self) -> None:
+        """Release a lingering stream now if the peer has acknowledged every byte we sent.
 
-    def _read_ready_tls(self) -> None:
-        # One recv() yields at most one TLS record, and decrypted bytes may wait
-        # inside the TLS object where the selector cannot see them: read until
-        # the socket would block, or until the buffer is full and the TLS
-        # object holds nothing more (the kernel's bytes wake the selector).
-        sock = self._sock
-        while self._reading:
-            if self._direct_sink is not None and self._read_into_sink():
-                if not sock.pending():
-                    return
-                continue
+        Lingering for the peer's FIN only protects bytes the peer has not
+        acknowledged; once there are none (and nothing unread on our side that
+        would turn the close into a RST), waiting adds nothing.  A graceful
+        shutdown uses it for peers that never send their FIN.
+        """
+        if self._state is not _LINGERING or kernel_unsent_bytes(self._sock) != 0:
+            return
+        try:
             view = self._read_view
-            size = 0
-            end: Any = None
-            while size < RECV_SIZE:
-                try:
-                    got = sock.recv_into(view[size:])
-                except WOULD_BLOCK:
+            for _ in range(16):
+                if not self._sock.recv_into(view):
                     break
-                except OSError as exc:
-                    end = exc
-                    break
-                if not got:
-                    end = True
-                    break
-                size += got
-            if size:
-                STATS.bytes_received += size
-                try:
-                    self._on_data(self, view[:size].tobytes())
-                except Exception as exc:
-                    self._owner.stream_error(self, exc)
-            if end is not None:
-                if self._state is _OPEN:
-                    if end is True:
-                        self._peer_finished()
-                    else:
-                        self._read_failed(end)
-                return
-            if size < RECV_SIZE or not sock.pending():
-                return
+            else:
+                return  # still sending: leave it to the linger
+        except OSError:  # would block included: nothing unread
+            pass
+        self._release(None)
+
+    def abort(self) -> None:
+        """End now: bytes the kernel has not taken are discarded, the socket closed."""
+        if self._state is _CLOSED:
+            return
+        if self._corked and self._wbuf:
+            # Sent during this iteration and not yet flushed: a write-through
+            # transport would have handed them to the kernel already, so try
+            # once (the last chance of a close frame, say).
+            try:
+                self._sock.send(self._wbuf)
+            except OSError:
+                pass
+        self._release(None)
+
+    def close_after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor; no report, no loop touched."""
+        self._state = _CLOSED
+        self._end_reported = True
+        if self._sock is not None:
+            self._sock.close()
+
+    def _report_end(self, exc: Optional[BaseException]) -> None:
+        # The one place the owner hears that the stream ends (once): ended for
+        # a stream that opened, failed for one that never did.
+        if self._end_reported:
+            return
+        self._end_reported = True
+        try:
+            if self._opened:
+                self._owner.stream_ended(self, exc)
+            else:
+                self._owner.stream_failed(self, exc or ConnectionAbortedError("aborted before it opened"))
+        except Exception:
+            log.exception("%r: the owner's end report raised", self)
+
+    def _release(self, exc: Optional[BaseException] = None) -> None:
+        # Every end goes through here: report it (if not yet), close the socket,
+        # report the release.
+        if self._state is _CLOSED:
+            return
+        if self._state is not _LINGERING:
+            self._state = _CLOSING
+        self._reading = False
+        self._report_end(exc)
+        if self._state is _CLOSED:
+            return  # the owner aborted from its report
+        self._state = _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._connector is not None:
+            self._connector.cancel()
+            self._connector = None
+        self._writing = False
+        self._wbuf = bytearray()
+        self._wview = None
+        self._direct_sink = None
+        sock = self._sock
+        if sock is not None:
+            self.loop.forget(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+        try:
+            self._owner.stream_released(self)
+        except Exception:
+            log.exception("%r: the owner's release report raised", self)
+
 
     def _read_failed(self, exc: OSError) -> None:
         log.debug("%r: read failed: %s", self, exc)
@@ -491,7 +496,19 @@ class Stream:
         else:
             self.loop.remove_reader(self._sock)  # peer done sending; keep flushing
 
+
+class _StreamWriter(_StreamCore):
+    """The write half of a :class:`Stream`: corked sends, write-through, the unsent rest, drain."""
+
+    __slots__ = ()
+
     # -- writing -----------------------------------------------------------------------------
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
+        view = self._wview
+        return len(self._wbuf) + (len(view) if view is not None else 0)
+
     def send(self, data: Any) -> None:
         """Write ``data`` (bytes-like); it goes out at the end of this loop iteration.
 
@@ -668,138 +685,144 @@ class Stream:
             self.loop.forget(self._sock)
             self.loop.call_soon(self._release, exc)
 
-    # -- ending --------------------------------------------------------------------------------
-    def close(self, code: Any = None, reason: str = "") -> None:
-        """Close gracefully: flush what was written, send our FIN, linger for the peer's.
 
-        Reading stops; bytes that still arrive are discarded until the peer's
-        FIN, or for at most ``close_timeout`` seconds.  A stream not yet open
-        is aborted.  ``code`` and ``reason`` are accepted for symmetry with
-        WebSocket connections; a raw stream has nowhere to put them.
-        """
-        if self._state is not _OPEN:
-            if self._state is _CONNECTING or self._state is _HANDSHAKING:
-                self.abort()
-            return
-        self._state = _CLOSING
-        self._reading = False
-        self._direct_sink = None
-        self._report_end(None)
-        if self._state is not _CLOSING:
-            return  # the owner aborted meanwhile
-        if self._wbuf or self._wview is not None:
-            self.loop.add_reader(self._sock, self._discard_ready)
-            self._want_write()
-            self._timer = self.loop.call_later(self._close_timeout, self._release, None)
-        else:
-            self._shutdown_write()
+class Stream(_StreamWriter):
+    """One stream socket on a loop, plain or TLS, the same object for its whole life.
 
-    def _shutdown_write(self) -> None:
-        # Everything is flushed: send our FIN (after TLS's close_notify) and linger.
-        self._state = _LINGERING
-        if self.is_secure:
-            try:
-                self._sock.unwrap()  # sends close_notify; the peer's answer is not awaited
-            except (OSError, ValueError):
-                pass
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self._release(None)
-            return
-        if self._timer is None:
-            self._timer = self.loop.call_later(self._close_timeout, self._release, None)
-        self.loop.add_reader(self._sock, self._discard_ready)
+    ``Stream(loop, sock, owner, on_data)`` adopts a connected socket (an
+    accepted one, a socketpair end; an ``ssl.SSLSocket`` not yet handshaken
+    starts in ``HANDSHAKING``: call :meth:`start_tls`); :meth:`connect` makes
+    an outbound one.  Bytes read go to ``on_data(stream, data)`` while reading
+    is on (:meth:`resume_reading`); the end and errors go to ``owner``, a
+    :class:`StreamOwner`.  ``peer`` is the remote address tuple;
+    ``close_timeout`` bounds a graceful :meth:`close`; ``connect_options``
+    is :meth:`connect`'s business.  User attributes may be added freely.
+    """
 
-    def release_if_delivered(self) -> None:
-        """Release a lingering stream now if the peer has acknowledged every byte we sent.
+    __slots__ = ()
 
-        Lingering for the peer's FIN only protects bytes the peer has not
-        acknowledged; once there are none (and nothing unread on our side that
-        would turn the close into a RST), waiting adds nothing.  A graceful
-        shutdown uses it for peers that never send their FIN.
-        """
-        if self._state is not _LINGERING or kernel_unsent_bytes(self._sock) != 0:
-            return
-        try:
-            view = self._read_view
-            for _ in range(16):
-                if not self._sock.recv_into(view):
-                    break
+    # -- reading ---------------------------------------------------------------------------
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until :meth:`resume_reading`."""
+        if self._reading and self._state is _OPEN:
+            self._reading = False
+            self.loop.remove_reader(self._sock)
+
+    def resume_reading(self) -> None:
+        """Read from the socket (again): bytes go to ``on_data`` from the next loop iteration."""
+        if not self._reading and self._state is _OPEN:
+            self._reading = True
+            if self.is_secure:
+                self.loop.add_reader(self._sock, self._read_ready_tls)
+                if self._sock.pending():  # decrypted bytes the selector will not announce
+                    self.loop.call_soon(self._read_ready_tls)
             else:
-                return  # still sending: leave it to the linger
-        except OSError:  # would block included: nothing unread
-            pass
-        self._release(None)
+                self.loop.add_reader(self._sock, self._read_ready)
 
-    def abort(self) -> None:
-        """End now: bytes the kernel has not taken are discarded, the socket closed."""
-        if self._state is _CLOSED:
-            return
-        if self._corked and self._wbuf:
-            # Sent during this iteration and not yet flushed: a write-through
-            # transport would have handed them to the kernel already, so try
-            # once (the last chance of a close frame, say).
-            try:
-                self._sock.send(self._wbuf)
-            except OSError:
-                pass
-        self._release(None)
+    def read_directly(self, get_buffer: Callable[[], Any], buffer_filled: Callable[[int], Any]) -> None:
+        """Read the next bytes straight into buffers that ``get_buffer()`` provides, skipping ``on_data``.
 
-    def close_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor; no report, no loop touched."""
-        self._state = _CLOSED
-        self._end_reported = True
-        if self._sock is not None:
-            self._sock.close()
+        For as long as ``get_buffer()`` returns a writable memoryview, each
+        read goes into it and is reported with ``buffer_filled(size)`` (the
+        view released first); once it returns None, reading goes back to
+        ``on_data``.  The WebSocket layer uses this for the payload of a large
+        frame: the bytes land where the message is gathered, instead of being
+        copied there from a ``bytes``.  Plain and TLS streams alike (over TLS
+        each read yields the decrypted bytes of at most one record).  Ignored
+        once the stream is not open.
+        """
+        if self._state is _OPEN:
+            self._direct_sink = (get_buffer, buffer_filled)
 
-    def _report_end(self, exc: Optional[BaseException]) -> None:
-        # The one place the owner hears that the stream ends (once): ended for
-        # a stream that opened, failed for one that never did.
-        if self._end_reported:
-            return
-        self._end_reported = True
+    def _read_into_sink(self) -> bool:
+        # One read for read_directly(); False when the sink wants no more.
+        get_buffer, buffer_filled = self._direct_sink
+        target = get_buffer()
+        if target is None:
+            self._direct_sink = None
+            return False
         try:
-            if self._opened:
-                self._owner.stream_ended(self, exc)
-            else:
-                self._owner.stream_failed(self, exc or ConnectionAbortedError("aborted before it opened"))
-        except Exception:
-            log.exception("%r: the owner's end report raised", self)
+            size = self._sock.recv_into(target)
+        except WOULD_BLOCK:
+            return True
+        except OSError as exc:
+            self._read_failed(exc)
+            return True
+        finally:
+            target.release()
+        if not size:
+            self._peer_finished()
+            return True
+        STATS.bytes_received += size
+        try:
+            buffer_filled(size)
+        except Exception as exc:
+            self._owner.stream_error(self, exc)
+        return True
 
-    def _release(self, exc: Optional[BaseException] = None) -> None:
-        # Every end goes through here: report it (if not yet), close the socket,
-        # report the release.
-        if self._state is _CLOSED:
+    def _read_ready(self) -> None:
+        # The hot path of a plain stream: one recv_into the loop's buffer, one copy, one call.
+        if self._direct_sink is not None and self._read_into_sink():
             return
-        if self._state is not _LINGERING:
-            self._state = _CLOSING
-        self._reading = False
-        self._report_end(exc)
-        if self._state is _CLOSED:
-            return  # the owner aborted from its report
-        self._state = _CLOSED
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._connector is not None:
-            self._connector.cancel()
-            self._connector = None
-        self._writing = False
-        self._wbuf = bytearray()
-        self._wview = None
-        self._direct_sink = None
+        view = self._read_view
+        try:
+            size = self._sock.recv_into(view)
+        except WOULD_BLOCK:
+            return
+        except OSError as exc:
+            self._read_failed(exc)
+            return
+        if not size:
+            self._peer_finished()
+            return
+        STATS.bytes_received += size
+        try:
+            # The one copy: the owner gets bytes it may keep.
+            self._on_data(self, view[:size].tobytes())
+        except Exception as exc:
+            self._owner.stream_error(self, exc)
+
+    def _read_ready_tls(self) -> None:
+        # One recv() yields at most one TLS record, and decrypted bytes may wait
+        # inside the TLS object where the selector cannot see them: read until
+        # the socket would block, or until the buffer is full and the TLS
+        # object holds nothing more (the kernel's bytes wake the selector).
         sock = self._sock
-        if sock is not None:
-            self.loop.forget(sock)
-            try:
-                sock.close()
-            except OSError:
-                pass
-        try:
-            self._owner.stream_released(self)
-        except Exception:
-            log.exception("%r: the owner's release report raised", self)
+        while self._reading:
+            if self._direct_sink is not None and self._read_into_sink():
+                if not sock.pending():
+                    return
+                continue
+            view = self._read_view
+            size = 0
+            end: Any = None
+            while size < RECV_SIZE:
+                try:
+                    got = sock.recv_into(view[size:])
+                except WOULD_BLOCK:
+                    break
+                except OSError as exc:
+                    end = exc
+                    break
+                if not got:
+                    end = True
+                    break
+                size += got
+            if size:
+                STATS.bytes_received += size
+                try:
+                    self._on_data(self, view[:size].tobytes())
+                except Exception as exc:
+                    self._owner.stream_error(self, exc)
+            if end is not None:
+                if self._state is _OPEN:
+                    if end is True:
+                        self._peer_finished()
+                    else:
+                        self._read_failed(end)
+                return
+            if size < RECV_SIZE or not sock.pending():
+                return
 
 
 class _Connector:

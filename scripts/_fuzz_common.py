@@ -134,7 +134,7 @@ def _serve(argv: List[str]) -> int:
     from ratchet_sel import IoServer, WsServer
     from ratchet_sel.demo import Echo
     from ratchet_sel.http.response import Response
-    from ratchet_sel.io.stream import Connection
+    from ratchet_sel.io.stream import Connection, StreamState
     from ratchet_sel.websocket.connection import WsConnection
 
     parser = argparse.ArgumentParser(prog="_fuzz_common.py serve")
@@ -174,8 +174,8 @@ def _serve(argv: List[str]) -> int:
                 live[name] += 1
         leftovers = []
         for obj in gc.get_objects():
-            if isinstance(obj, Connection) and obj._state != Connection._CLOSED:
-                leftovers.append("%r state=%d" % (obj, obj._state))
+            if isinstance(obj, Connection) and obj.state is not StreamState.CLOSED:
+                leftovers.append("%r state=%s" % (obj, obj.state.value))
             elif isinstance(obj, Connection) and len(leftovers) < 5:
                 holders = sorted({type(r).__name__ for r in gc.get_referrers(obj)})
                 leftovers.append("%r closed, held by %s" % (obj, holders))

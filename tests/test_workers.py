@@ -647,7 +647,7 @@ def test_a_channel_to_a_peer_that_does_not_read_stays_bounded_and_keeps_order(ca
             hub.publish("room", "%05d%s" % (index, chunk))
             loop.run_once(0)
         assert worker.backplane.dropped > 0
-        assert worker._channel._out and len(worker._channel._out) <= 64 * 1024 + 8100
+        assert 0 < worker._channel.buffered_amount <= 64 * 1024 + 8100
         assert "does not keep up" in caplog.text
         hub.publish("room", "y" * 40000)                     # over max_frame: stays in this worker
         assert "over the 32768-byte relay limit" in caplog.text
@@ -659,7 +659,7 @@ def test_a_channel_to_a_peer_that_does_not_read_stays_bounded_and_keeps_order(ca
             try:
                 data = master.recv(1 << 20)
             except BlockingIOError:
-                if not worker._channel._out:
+                if not worker._channel.buffered_amount:
                     break
                 continue
             frames.extend(reader.feed(data))

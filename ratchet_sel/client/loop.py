@@ -9,33 +9,19 @@ connection never opened.  One process can so relay between a server it
 serves and one it consumes, without threads.
 """
 
-import errno
-import ipaddress
 import logging
-import socket
-import threading
 from typing import Any, Optional, Sequence, Union
 
+from ..io.stream import Stream, StreamOwner
 from ..websocket.protocol import State
 from ..websocket.rfc6455 import CloseCode, Message
 from .handshake import ClientHandshake, HandshakeError, Target, parse_url
 from .options import client_offer, client_ssl_context
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 
-try:
-    import ssl
-    _WANT_READ: tuple = (ssl.SSLWantReadError,)
-    _WANT_WRITE: tuple = (ssl.SSLWantWriteError,)
-except ImportError:  # pragma: no cover
-    ssl = None  # type: ignore[assignment]
-    _WANT_READ = _WANT_WRITE = ()
-
 __all__ = ["connect_async", "AsyncClientConnection"]
 
 log = logging.getLogger(__name__)
-
-_RECV_SIZE = 256 * 1024
-_WOULD_BLOCK = (BlockingIOError, InterruptedError) + _WANT_READ + _WANT_WRITE
 
 # The connection's states (its protocol's, until the TCP connection is released: CLOSED).
 _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
@@ -63,15 +49,16 @@ def connect_async(loop: Any, url: str, component: Any, *, subprotocols: Sequence
                                  ssl_context=context, connect_timeout=timeout)
 
 
-class AsyncClientConnection:
+class AsyncClientConnection(StreamOwner):
     """A client connection on a loop, the same object in every callback.
 
     Like a server-side connection it has ``send``, ``ping``, ``close``,
     ``abort``, ``is_open``, ``subprotocol``, ``close_code`` and
     ``close_reason``; plus ``url``, ``response_headers`` and ``extension``
-    once open.  User attributes may be added freely.  Given a
-    ``connect_timeout``, it starts connecting at once (``ssl_context`` for
-    ``wss://``), as :func:`connect_async` has it do.
+    once open.  User attributes may be added freely.  Its bytes travel over a
+    :class:`~ratchet_sel.io.stream.Stream`, which reports to it as its owner.
+    Given a ``connect_timeout``, it starts connecting at once (``ssl_context``
+    for ``wss://``), as :func:`connect_async` has it do.
     """
 
     def __init__(self, loop: Any, target: Target, component: Any, handshake: ClientHandshake,
@@ -88,11 +75,9 @@ class AsyncClientConnection:
         self._handshake = handshake
         self._max_message_size = max_message_size
         self._protocol: Optional[ClientProtocol] = None
-        self._sock: Any = None
+        self._stream: Optional[Stream] = None
         self._state = _CONNECTING
         self._handshaking = False  # CONNECTING: TCP (and TLS) first, then the opening handshake
-        self._wbuf = bytearray()
-        self._writing = False
         self._timer: Any = None
         self._failure: Optional[BaseException] = None
         if connect_timeout is not None:
@@ -120,92 +105,27 @@ class AsyncClientConnection:
 
     # -- connecting ------------------------------------------------------------
     def _start(self, context: Any, timeout: float) -> None:
-        self._context = context
         self._timer = self.loop.call_later(timeout, self._timed_out, timeout)
-        host = self._target.host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            # getaddrinfo blocks: resolve on a helper thread, go on in the loop.
-            threading.Thread(target=self._resolve, name="ratchet_sel-resolve", daemon=True).start()
-            return
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._connect([(family, (host, self._target.port))])
+        self._stream = Stream.connect(self.loop, self._target.host, self._target.port, self, self._stream_data,
+                                      ssl_context=context, server_hostname=self._target.host)
 
-    def _resolve(self) -> None:
-        try:
-            infos = socket.getaddrinfo(self._target.host, self._target.port, type=socket.SOCK_STREAM)
-            addresses = [(info[0], info[4]) for info in infos]
-            self.loop.call_soon_threadsafe(self._connect, addresses)
-        except OSError as exc:
-            self.loop.call_soon_threadsafe(self._fail_attempt, exc)
-
-    def _connect(self, addresses: list) -> None:
-        if self._state is not _CONNECTING:
-            return
-        if not addresses:
-            self._fail_attempt(OSError("no address to connect to for %s" % self._target.host))
-            return
-        family, address = addresses[0]
-        self._addresses = addresses[1:]
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setblocking(False)
-        try:
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        err = self._sock.connect_ex(address)
-        if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            self.loop.add_writer(self._sock, self._connected)
-        else:
-            self._next_address(OSError(err, "cannot connect to %s: %s" % (address, errno.errorcode.get(err, err))))
-
-    def _next_address(self, exc: OSError) -> None:
-        self.loop.forget(self._sock)
-        self._sock.close()
-        if self._addresses:
-            self._connect(self._addresses)
-        else:
-            self._fail_attempt(exc)
-
-    def _connected(self) -> None:
-        self.loop.remove_writer(self._sock)
-        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._next_address(OSError(err, "cannot connect to %s:%d: %s"
-                                       % (self._target.host, self._target.port, errno.errorcode.get(err, err))))
-            return
-        if self._context is None:
-            self._begin_handshake()
-            return
-        try:
-            self._sock = self._context.wrap_socket(self._sock, server_hostname=self._target.host,
-                                                   do_handshake_on_connect=False)
-        except (OSError, ValueError) as exc:
-            self._fail_attempt(exc)
-            return
-        self._tls_step()
-
-    def _tls_step(self) -> None:
-        try:
-            self._sock.do_handshake()
-        except _WANT_READ:
-            self.loop.remove_writer(self._sock)
-            self.loop.add_reader(self._sock, self._tls_step)
-            return
-        except _WANT_WRITE:
-            self.loop.remove_reader(self._sock)
-            self.loop.add_writer(self._sock, self._tls_step)
-            return
-        except (OSError, ValueError) as exc:
-            self._fail_attempt(exc)
-            return
-        self.loop.forget(self._sock)
+    def stream_opened(self, stream: Stream) -> None:
+        """The stream is connected (TLS done): the opening handshake starts."""
         self._begin_handshake()
+
+    def stream_failed(self, stream: Stream, exc: BaseException) -> None:
+        """Resolution, TCP or TLS failed: the attempt fails (``on_error``)."""
+        self._fail_attempt(exc)
+
+    def stream_ended(self, stream: Stream, exc: Optional[BaseException]) -> None:
+        """The server ended TCP (or it failed): the end of the handshake or of the connection."""
+        if self._state is _CONNECTING:
+            self._handshake_data(b"")
+        elif self._state is _OPEN or self._state is _CLOSING:
+            self._lost()
 
     def _begin_handshake(self) -> None:
         self._handshaking = True
-        self.loop.add_reader(self._sock, self._on_readable)
         self._write(self._handshake.request)
 
     def _timed_out(self, timeout: float) -> None:
@@ -226,9 +146,8 @@ class AsyncClientConnection:
         self._failure = exc
         self._state = _CLOSED
         self._cancel_timer()
-        if self._sock is not None:
-            self.loop.forget(self._sock)
-            self._sock.close()
+        if self._stream is not None:
+            self._stream.abort()
         self._call("on_error", exc)
 
     def _handshake_data(self, data: bytes) -> None:
@@ -270,7 +189,7 @@ class AsyncClientConnection:
     @property
     def buffered_amount(self) -> int:
         """Bytes sent that the kernel has not taken yet."""
-        return len(self._wbuf)
+        return self._stream.buffered_amount if self._stream is not None else 0
 
     def _flush(self) -> None:
         if self._protocol is not None:
@@ -279,70 +198,15 @@ class AsyncClientConnection:
                 self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if self._sock is None or self._state is _CLOSED:
-            return
-        if not self._wbuf:
-            try:
-                sent = self._sock.send(data)
-            except _WOULD_BLOCK:
-                sent = 0
-            except OSError as exc:
-                log.debug("%r: write failed: %s", self, exc)
-                self.loop.call_soon(self._lost)
-                return
-            data = data[sent:]
-            if not data:
-                return
-        self._wbuf += data
-        if not self._writing:
-            self._writing = True
-            self.loop.add_writer(self._sock, self._on_writable)
-
-    def _on_writable(self) -> None:
-        try:
-            sent = self._sock.send(self._wbuf)
-        except _WOULD_BLOCK:
-            return
-        except OSError as exc:
-            log.debug("%r: write failed: %s", self, exc)
-            self._lost()
-            return
-        del self._wbuf[:sent]
-        if not self._wbuf:
-            self._writing = False
-            self.loop.remove_writer(self._sock)
+        if self._stream is not None and self._state is not _CLOSED:
+            self._stream.send(data)
 
     # -- receiving ---------------------------------------------------------------
-    def _on_readable(self) -> None:
-        # A TLS socket may hold decrypted bytes the selector cannot see: read until it has none.
-        chunks = []
-        eof = False
-        while True:
-            try:
-                chunk = self._sock.recv(_RECV_SIZE)
-            except _WOULD_BLOCK:
-                break
-            except OSError as exc:
-                log.debug("%r: read failed: %s", self, exc)
-                eof = True
-                break
-            if not chunk:
-                eof = True
-                break
-            chunks.append(chunk)
-            if self._context is None or sum(map(len, chunks)) >= _RECV_SIZE:
-                break
-        if chunks:
-            data = b"".join(chunks)
-            if self._state is _CONNECTING:
-                self._handshake_data(data)
-            elif self._state is _OPEN or self._state is _CLOSING:
-                self._data_received(data)
-        if eof:
-            if self._state is _CONNECTING:
-                self._handshake_data(b"")
-            else:
-                self._lost()
+    def _stream_data(self, stream: Stream, data: bytes) -> None:
+        if self._state is _CONNECTING:
+            self._handshake_data(data)
+        elif self._state is _OPEN or self._state is _CLOSING:
+            self._data_received(data)
 
     def _data_received(self, data: bytes) -> None:
         protocol = self._protocol
@@ -393,9 +257,7 @@ class AsyncClientConnection:
                 self._timer = self.loop.call_later(wait, self._timed_out, wait)
 
     def _lost(self) -> None:
-        if self._protocol is not None:
-            self._protocol.connection_lost()
-        self._release()
+        self._release()  # which tells the protocol, once
 
     def _release(self) -> None:
         if self._state is _CLOSED:
@@ -405,17 +267,8 @@ class AsyncClientConnection:
         self._cancel_timer()
         if self._protocol is not None:
             self._protocol.connection_lost()
-        if self._wbuf:
-            try:
-                self._sock.send(self._wbuf)  # a last close frame, if the kernel takes it
-            except OSError:
-                pass
-        self.loop.forget(self._sock)
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        self._wbuf = bytearray()
+        if self._stream is not None:
+            self._stream.abort()  # a close frame written this iteration gets its one last try
         if was_open:
             self._call("on_close")
 

@@ -1,7 +1,9 @@
 """IoServer: listening sockets, accepting, and the server's shutdown.
 
 Each accepted socket becomes a :class:`~ratchet_sel.io.stream.Connection`
-(the transport), and the server drives its component with it.
+(the transport), and the server drives its component with it.  The server is
+the connections' :class:`~ratchet_sel.io.stream.StreamOwner`: they report
+their opening, end and release to it through its ``stream_*`` methods.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from ..ops.stats import STATS
 from .loop import Loop
-from .stream import RECV_SIZE, WOULD_BLOCK, Connection, TlsConnection, kernel_unsent_bytes
+from .stream import WOULD_BLOCK, Connection, StreamOwner, StreamState, address_family, kernel_unsent_bytes
 
 __all__ = ["IoServer", "Connection", "bind_listener", "DEFAULT_MAX_CONNECTIONS"]
 
@@ -33,10 +35,6 @@ _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _DELIVERY_POLL = 0.02
 
 
-def _is_ipv6(address: str) -> bool:
-    return ":" in address
-
-
 def bind_listener(address: str, port: int, *, backlog: Optional[int] = 1024,
                   reuse_port: bool = False) -> socket.socket:
     """A TCP socket bound to ``address``/``port`` (``"::"`` is dual-stack), listening unless ``backlog`` is None.
@@ -46,7 +44,7 @@ def bind_listener(address: str, port: int, *, backlog: Optional[int] = 1024,
     :class:`OSError` whose message names the address and the port, with the
     errno of the cause (``errno.EADDRINUSE`` for a busy port).
     """
-    family = socket.AF_INET6 if _is_ipv6(address) else socket.AF_INET
+    family = address_family(address) or socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,7 +65,7 @@ def bind_listener(address: str, port: int, *, backlog: Optional[int] = 1024,
     return sock
 
 
-class IoServer:
+class IoServer(StreamOwner):
     """Accepts TCP connections and drives ``component`` for each of them.
 
     ``component`` gets ``on_open(conn)``, ``on_message(conn, data: bytes)``,
@@ -99,7 +97,7 @@ class IoServer:
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
         self._contexts: Dict[socket.socket, Any] = {}
-        self._handshaking: Set[TlsConnection] = set()
+        self._handshaking: Set[Connection] = set()
         own_loop = loop is None
         self.loop = loop if loop is not None else Loop()
         self.close_timeout = close_timeout
@@ -111,8 +109,6 @@ class IoServer:
         self._shutting_down = False
         self._shutdown_timer: Any = None
         self._delivery_timer: Any = None
-        # Every connection of this server reads into this buffer (one loop, one thread).
-        self._read_view = memoryview(bytearray(RECV_SIZE))
         try:
             if sock is not None:
                 self.adopt(sock, ssl_context=ssl_context)
@@ -203,11 +199,6 @@ class IoServer:
 
     def _open(self, sock: _Socket, addr: Any, ssl_context: Any = None) -> None:
         STATS.connections_accepted += 1
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         over_limit = (self.max_connections is not None
                       and len(self.connections) + len(self._handshaking) >= self.max_connections)
         if ssl_context is None:
@@ -215,7 +206,7 @@ class IoServer:
             if over_limit:
                 self._refuse(conn)
             else:
-                self._established(conn)
+                self.stream_opened(conn)
             return
         try:
             tls_sock = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -223,21 +214,13 @@ class IoServer:
             log.info("cannot start TLS with %s: %s", addr, exc)
             sock.close()
             return
-        tls_conn = TlsConnection(self, tls_sock, addr)
+        tls_conn = Connection(self, tls_sock, addr)
         if over_limit:
-            tls_conn.abort()  # no room: not even worth a TLS handshake
             log.warning("%r: refused, %d connections is the limit", tls_conn, self.max_connections)
+            tls_conn.abort()  # no room: not even worth a TLS handshake
             return
         self._handshaking.add(tls_conn)
-        tls_conn._start_handshake(self.tls_handshake_timeout)
-
-    def _established(self, conn: Connection) -> None:
-        self.connections.add(conn)
-        conn._start_reading()
-        try:
-            self.component.on_open(conn)
-        except Exception as exc:
-            self._report_error(conn, exc)
+        tls_conn.start_tls(self.tls_handshake_timeout)
 
     def _refuse(self, conn: Connection) -> None:
         log.warning("%r: refused, %d connections is the limit", conn, self.max_connections)
@@ -249,8 +232,23 @@ class IoServer:
         finally:
             conn.close()
 
-    # -- connection events -----------------------------------------------------
-    def _report_error(self, conn: Connection, exc: Exception) -> None:
+    # -- what connections report (StreamOwner) ---------------------------------------
+    def stream_opened(self, conn: Any) -> None:
+        """A connection is ready (accepted, or its TLS handshake done): it reads, the component gets ``on_open``."""
+        self._handshaking.discard(conn)
+        self.connections.add(conn)
+        conn.resume_reading()
+        try:
+            self.component.on_open(conn)
+        except Exception as exc:
+            self.stream_error(conn, exc)
+
+    def stream_failed(self, conn: Any, exc: BaseException) -> None:
+        """A TLS connection failed its handshake (or stalled): dropped unseen by the component, logged."""
+        log.info("%r: TLS handshake failed: %s", conn, exc)
+
+    def stream_error(self, conn: Any, exc: Exception) -> None:
+        """The component raised ``exc`` for ``conn``: logged, then its ``on_error``; dropped if that raises too."""
         log.error("%r: unhandled %s: %s", conn, type(exc).__name__, exc,
                   exc_info=(type(exc), exc, exc.__traceback__))
         try:
@@ -259,11 +257,11 @@ class IoServer:
             log.exception("%r: on_error raised; dropping the connection", conn)
             conn.abort()
 
-    def _connection_ended(self, conn: Connection) -> None:
-        # The connection stops being usable: tell the component, exactly once.
+    def stream_ended(self, conn: Any, exc: Optional[BaseException]) -> None:
+        """A connection stops being usable: the component gets ``on_close``; a closing one is tracked until released."""
         if conn in self.connections:
             self.connections.discard(conn)
-            if not conn._released:
+            if conn.state is not StreamState.CLOSED:
                 self._lingering.add(conn)
             try:
                 self.component.on_close(conn)
@@ -273,7 +271,9 @@ class IoServer:
                 self._check_delivery_soon(0)    # once its FIN is out
         self._maybe_finish_shutdown()
 
-    def _connection_released(self, conn: Connection) -> None:
+    def stream_released(self, conn: Any) -> None:
+        """A connection's socket is closed: forget it (a shutdown may be waiting for it)."""
+        self._handshaking.discard(conn)
         self._lingering.discard(conn)
         self._maybe_finish_shutdown()
 
@@ -296,8 +296,7 @@ class IoServer:
         self._listeners = []
         self._contexts.clear()
         for conn in list(self._handshaking):
-            conn._end_handshake()
-            conn._release()
+            conn.abort()
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stop gracefully: stop accepting, ask every connection to close, stop the loop.
@@ -339,8 +338,8 @@ class IoServer:
         if not self._shutting_down or not self._lingering:
             return
         for conn in list(self._lingering):
-            conn._release_if_delivered()
-        if self._lingering and all(kernel_unsent_bytes(conn._sock) is not None for conn in self._lingering):
+            conn.release_if_delivered()
+        if self._lingering and all(kernel_unsent_bytes(conn.socket) is not None for conn in self._lingering):
             self._check_delivery_soon(_DELIVERY_POLL)
 
     def _maybe_finish_shutdown(self) -> None:

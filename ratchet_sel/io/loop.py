@@ -119,7 +119,17 @@ class Loop:
     selector may be passed.  All methods except
     :meth:`call_soon_threadsafe` and :meth:`stop` must be called from the loop
     thread.
+
+    ``flush_soon(callback)`` runs ``callback()`` at the end of the current
+    loop iteration, after every event of it (flushes queued by a flush run
+    too, in order).  Streams use it to write what callbacks sent during the
+    iteration in one system call instead of one per message.  It is an
+    attribute, the bound ``append`` of the loop's flush list, not a method:
+    it is called once per message sent, and a Python-level method would add a
+    call to each.
     """
+
+    flush_soon: Callable[[Callable[[], Any]], None]
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
         self._epoll: Any = None
@@ -134,8 +144,8 @@ class Loop:
         self._ready: Deque[Handle] = deque()
         self._flushers: List[Callable[[], Any]] = []
         # One list for the loop's life, so that flush_soon can be its bound
-        # append: no Python-level call per message sent.
-        self.flush_soon = self._flushers.append  # type: ignore[method-assign,assignment]
+        # append: no Python-level call per message sent (see the class).
+        self.flush_soon = self._flushers.append
         self._timers: List[TimerHandle] = []
         self._timer_seq = itertools.count()
         self._running = False
@@ -144,7 +154,11 @@ class Loop:
         self._signal_handlers: Dict[int, Callable[[], Any]] = {}
         self._pending_signals: Deque[int] = deque()
         # The wake-up pair: other threads (and signal handlers, through
-        # signal.set_wakeup_fd) write a byte to interrupt select().
+        # signal.set_wakeup_fd) write a byte to interrupt select().  A
+        # socketpair rather than os.pipe(): it is the one kind of descriptor
+        # every selector takes on every platform (select() on Windows takes
+        # sockets only, and set_wakeup_fd there wants a socket); this and the
+        # stream module are the only places that read or write a socket.
         self._wake_recv, self._wake_send = socket.socketpair()
         self._wake_recv.setblocking(False)
         self._wake_send.setblocking(False)
@@ -227,14 +241,6 @@ class Loop:
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
-
-    def flush_soon(self, callback: Callable[[], Any]) -> None:
-        """Run ``callback()`` at the end of this loop iteration, after every event of it.
-
-        Transports use it to write what callbacks sent during the iteration
-        with one system call, instead of one per message.
-        """
-        self._flushers.append(callback)
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """Like :meth:`call_soon`, callable from any thread; wakes the loop."""

@@ -36,16 +36,15 @@ the first connection that subscribes, or call :meth:`RedisPubSub.bind`
 Until then subscriptions are remembered and publications queued.
 """
 
-import errno
 import logging
-import os
 import random
 import socket
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set
+from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Set
 from urllib.parse import unquote, urlsplit
 
 from ..io.loop import Loop
+from ..io.stream import Stream, StreamOwner, address_family
 from . import envelope
 from .envelope import Publication
 from .resp import RedisError, Reply, RespParser, RespProtocolError, encode_command, split_message
@@ -74,7 +73,7 @@ class RedisAddress(NamedTuple):
 
     def display(self) -> str:
         """The address without its secret, for logs."""
-        host = "[%s]" % self.host if ":" in self.host else self.host
+        host = "[%s]" % self.host if address_family(self.host) == socket.AF_INET6 else self.host
         return "%s://%s:%d/%d" % ("rediss" if self.tls else "redis", host, self.port, self.db)
 
 
@@ -104,13 +103,14 @@ def parse_redis_url(url: str) -> RedisAddress:
     return RedisAddress(host, port, db, username, password, parts.scheme == "rediss")
 
 
-class _Link:
-    """One Redis connection on the loop: connect, TLS, AUTH/SELECT, then replies.
+class _Link(StreamOwner):
+    """One Redis connection on the loop: a Stream, AUTH/SELECT, then replies.
 
     ``on_ready(link)`` is called once the login commands succeeded,
     ``on_reply(link, reply)`` for every later reply, ``on_lost(link, reason,
     garbage)`` once when the connection fails.  The link never reconnects by
-    itself; its owner makes a new one.
+    itself; its owner makes a new one.  ``connect_timeout`` bounds connect,
+    TLS and login together.
     """
 
     def __init__(self, name: str, backplane: "RedisBackplane", loop: Loop,
@@ -122,111 +122,39 @@ class _Link:
         self.on_ready = on_ready
         self.on_reply = on_reply
         self.on_lost = on_lost
-        self.state = "connecting"
+        self.ready = False
+        self.closed = False
         self.parser = RespParser(max_bulk=backplane.max_reply_size)
-        self.sock: Optional[socket.socket] = None
-        self._out = bytearray()
-        self._writing = False
-        self._login_left = 0
-        self._addresses: List[Any] = []
+        self.stream: Optional[Stream] = None
+        self._login_left = -1   # replies to the login commands still expected; -1 before the login
         self._timer: Any = None
         self.last_received = loop.time()
+        #: When the PING of the health check was sent, while it is unanswered.
+        self.ping_sent: Optional[float] = None
 
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
+    def __repr__(self) -> str:
+        return "<redis %s link>" % self.name
 
     @property
     def buffered(self) -> int:
-        return len(self._out)
+        """Bytes written to the link that the kernel has not taken yet."""
+        return self.stream.buffered_amount if self.stream is not None else 0
 
-    # -- connecting ----------------------------------------------------------------
     def start(self) -> None:
+        """Connect (the host name is resolved off the loop thread), then log in."""
         address = self.backplane.address
         self._timer = self.loop.call_later(self.backplane.connect_timeout, self._timed_out)
+        context = self.backplane.tls_context() if address.tls else None
+        self.stream = Stream.connect(self.loop, address.host, address.port, self, self._data,
+                                     ssl_context=context, server_hostname=address.host)
+
+    def stream_opened(self, stream: Stream) -> None:
+        """Connected (TLS done): log in."""
         try:
-            # A host name is resolved with the system resolver (blocking): an IP
-            # address, or a name in /etc/hosts, keeps the loop from waiting on DNS.
-            self._addresses = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            self._fail("cannot resolve %s: %s" % (address.host, exc))
-            return
-        self._try_next_address("no address")
-
-    def _try_next_address(self, last_error: str) -> None:
-        """Connect to the next address of the host ("localhost" may be ::1, then 127.0.0.1)."""
-        if self.sock is not None:
-            self.loop.forget(self.sock)
-            self.sock.close()
-            self.sock = None
-        while self._addresses:
-            family, kind, proto, _, sockaddr = self._addresses.pop(0)
-            try:
-                sock = socket.socket(family, kind, proto)
-            except OSError as exc:
-                last_error = str(exc)
-                continue
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            except OSError:
-                pass
-            code = sock.connect_ex(sockaddr)
-            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-                self.sock = sock
-                self.loop.add_writer(sock, self._connected)
-                return
-            sock.close()
-            last_error = _describe(code)
-        self._fail(last_error)
-
-    def _connected(self) -> None:
-        sock = self.sock
-        assert sock is not None
-        self.loop.remove_writer(sock)
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            self._try_next_address(_describe(code))
-            return
-        if self.backplane.address.tls:
-            try:
-                self.sock = self.backplane.tls_context().wrap_socket(
-                    sock, server_hostname=self.backplane.address.host, do_handshake_on_connect=False)
-            except Exception as exc:  # ssl.SSLError and ValueError from a bad context
-                self._fail("TLS setup failed: %s" % exc)
-                return
-            self.state = "tls"
-            self._tls_step()
-        else:
-            self._login()
-
-    def _tls_step(self) -> None:
-        import ssl
-
-        sock = self.sock
-        assert sock is not None
-        try:
-            sock.do_handshake()  # type: ignore[attr-defined]
-        except ssl.SSLWantReadError:
-            self.loop.remove_writer(sock)
-            self.loop.add_reader(sock, self._tls_step)
-            return
-        except ssl.SSLWantWriteError:
-            self.loop.remove_reader(sock)
-            self.loop.add_writer(sock, self._tls_step)
-            return
-        except (OSError, ValueError) as exc:
-            self._fail("TLS handshake failed: %s" % exc)
-            return
-        self.loop.remove_writer(sock)
-        self.loop.remove_reader(sock)
-        self._login()
-
-    def _login(self) -> None:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        except OSError:
+            pass
         address = self.backplane.address
-        self.state = "login"
-        self.loop.add_reader(self.sock, self._readable)
         commands = []
         if address.password is not None:
             if address.username is not None:
@@ -241,109 +169,61 @@ class _Link:
         else:
             self._logged_in()
 
+    def stream_failed(self, stream: Stream, exc: BaseException) -> None:
+        """Resolution, connect or TLS failed."""
+        self._fail(exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+
+    def stream_ended(self, stream: Stream, exc: Optional[BaseException]) -> None:
+        """The server ended the connection, or reading or writing failed."""
+        self._fail("connection closed by the server" if exc is None else "connection failed: %s" % exc)
+
     def _logged_in(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.state = "ready"
+        self.ready = True
         self.last_received = self.loop.time()
         self.on_ready(self)
 
     def _timed_out(self) -> None:
         self._timer = None
-        if self.state in ("connecting", "tls", "login"):
+        if not self.ready:
             self._fail("no answer within %g s" % self.backplane.connect_timeout)
 
-    # -- reading and writing ---------------------------------------------------------
-    def _readable(self) -> None:
-        sock = self.sock
-        if sock is None:
-            return
-        chunks: List[bytes] = []
-        try:
-            while True:
-                data = sock.recv(262144)
-                if not data:
-                    if chunks:
-                        break
-                    self._fail("connection closed by the server")
-                    return
-                chunks.append(data)
-                # A TLS socket may hold decrypted bytes that select() cannot see.
-                pending = getattr(sock, "pending", None)
-                if pending is None or not pending():
-                    break
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:  # ssl.SSLWantReadError is an OSError too
-            if _would_block(exc):
-                pass
-            else:
-                self._fail("read failed: %s" % exc)
-                return
-        if not chunks:
-            return
+    def _data(self, stream: Stream, data: bytes) -> None:
         self.last_received = self.loop.time()
+        self.ping_sent = None  # any answer shows the server is alive
         try:
-            replies = self.parser.feed(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+            replies = self.parser.feed(data)
         except RespProtocolError as exc:
             self._fail("garbage from the server (%s)" % exc, garbage=True)
             return
         for reply in replies:
-            if self.state == "login":
-                if isinstance(reply, RedisError):
-                    self._fail("login refused: %s" % reply.message)
-                    return
+            if self.closed:
+                return
+            if self.ready:
+                self.on_reply(self, reply)
+            elif isinstance(reply, RedisError):
+                self._fail("login refused: %s" % reply.message)
+                return
+            else:
                 self._login_left -= 1
                 if self._login_left == 0:
                     self._logged_in()
-            elif self.state == "ready":
-                self.on_reply(self, reply)
-            else:
-                return
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` now, or as soon as the socket takes it."""
-        if self.sock is None or self.state == "closed":
-            return
-        if self._out:
-            self._out += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            if not _would_block(exc):
-                self.loop.call_soon(self._fail, "write failed: %s" % exc)
-                return
-            sent = 0
-        if sent < len(data):
-            self._out += data[sent:]
-            if not self._writing:
-                self._writing = True
-                self.loop.add_writer(self.sock, self._writable)
+        """Send ``data`` (at the end of this loop iteration, with the others)."""
+        if self.stream is not None and not self.closed:
+            self.stream.send(data)
 
-    def _writable(self) -> None:
-        sock = self.sock
-        if sock is None:
-            return
-        try:
-            sent = sock.send(self._out[:1 << 20])
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            if not _would_block(exc):
-                self._fail("write failed: %s" % exc)
-            return
-        del self._out[:sent]
-        if not self._out:
-            self._writing = False
-            self.loop.remove_writer(sock)
+    def ping(self) -> None:
+        """Send the health check's PING (answered by any reply)."""
+        if self.ping_sent is None:
+            self.ping_sent = self.loop.time()
+            self.write(encode_command("PING"))
 
-    # -- ending ------------------------------------------------------------------------
     def _fail(self, reason: str, garbage: bool = False) -> None:
-        if self.state == "closed":
+        if self.closed:
             return
         self.close()
         self.on_lost(self, reason, garbage)
@@ -354,30 +234,13 @@ class _Link:
 
     def close(self) -> None:
         """Close without telling the owner."""
-        self.state = "closed"
+        self.closed = True
+        self.ready = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            self.loop.forget(sock)
-            try:
-                sock.close()
-            except OSError:
-                pass
-        self._out = bytearray()
-
-
-def _would_block(exc: OSError) -> bool:
-    try:
-        import ssl
-    except ImportError:  # pragma: no cover - a Python without OpenSSL
-        return isinstance(exc, BlockingIOError)
-    return isinstance(exc, (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError))
-
-
-def _describe(code: int) -> str:
-    return "%s (%s)" % (os.strerror(code), errno.errorcode.get(code, code))
+        if self.stream is not None:
+            self.stream.abort()
 
 
 class RedisBackplane(Backplane):
@@ -642,16 +505,19 @@ class RedisBackplane(Backplane):
                 log.debug("redis %s: attempt failed (%s)", self.address.display(), reason)
 
     def _check_health(self) -> None:
+        # A link silent for a whole interval gets a PING; one whose PING has
+        # gone unanswered for an interval is dropped.  Only an unanswered PING
+        # fails a link: silence alone (a quiet channel) never does.
         assert self.loop is not None
         now = self.loop.time()
         for link in list(self._links.values()):
             if link is None or not link.ready:
                 continue
-            silent = now - link.last_received
-            if silent > 2 * self.health_interval:
-                link.fail("no answer to PING for %.0f s" % silent)
-            elif silent >= self.health_interval:
-                link.write(encode_command("PING"))
+            if link.ping_sent is not None:
+                if now - link.ping_sent >= self.health_interval:
+                    link.fail("no answer to PING for %.0f s" % (now - link.ping_sent))
+            elif now - link.last_received >= self.health_interval:
+                link.ping()
 
     # -- replies -------------------------------------------------------------------------------
     def _subscriber_reply(self, link: _Link, reply: Reply) -> None:

@@ -123,6 +123,55 @@ def reuse_port_available() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
+class _Hub:
+    """The master as the local hub of its workers: who subscribes to what, and relaying to them.
+
+    Publications are relayed at the end of the loop iteration, after the
+    subscriptions read from every channel in it: a subscription that reached
+    the master before a publication is never passed over because its channel
+    happened to be read second.
+    """
+
+    def __init__(self, slots: List[_Slot], loop: Optional[Loop] = None) -> None:
+        self.slots = slots
+        self.loop = loop
+        self.relays: List[Tuple[_Slot, str, bytes]] = []
+
+    def frame(self, slot: _Slot, kind: int, topic: str, payload: bytes) -> None:
+        """Take a PUBLISH, SUBSCRIBE, UNSUBSCRIBE or METRICS frame from ``slot``'s worker."""
+        if kind == PUBLISH:
+            if not self.relays:
+                assert self.loop is not None
+                self.loop.flush_soon(self.relay)
+            self.relays.append((slot, topic, payload))
+        elif kind == SUBSCRIBE:
+            slot.topics.add(topic)
+            log.debug("worker %d (pid %d) subscribed to %r", slot.index, slot.pid, topic)
+        elif kind == UNSUBSCRIBE:
+            slot.topics.discard(topic)
+            log.debug("worker %d (pid %d) unsubscribed from %r", slot.index, slot.pid, topic)
+        elif kind == METRICS:
+            # Named by the master (a worker cannot speak for another slot); to all the others.
+            self.to_others(slot, encode_channel_frame(METRICS, str(slot.index), payload))
+
+    def to_others(self, origin: _Slot, frame: bytes) -> None:
+        """Send ``frame`` to every worker but ``origin``'s."""
+        for other in self.slots:
+            if other is not origin and other.channel is not None:
+                other.channel.send(frame)
+
+    def relay(self) -> None:
+        """Pass this iteration's publications on to the workers subscribed to their topics."""
+        relays, self.relays = self.relays, []
+        for origin, topic, payload in relays:
+            frame: Optional[bytes] = None
+            for other in self.slots:
+                if other is not origin and topic in other.topics and other.channel is not None:
+                    if frame is None:
+                        frame = encode_channel_frame(PUBLISH, topic, payload)
+                    other.channel.send(frame)
+
+
 class Workers:
     """A prefork master: ``workers`` processes, each serving ``factory(worker)`` on the listeners.
 
@@ -175,7 +224,7 @@ class Workers:
         self._exit_status = 0
         self._any_ready = False
         self._on_ready = on_ready
-        self._relays: List[Tuple[_Slot, str, bytes]] = []
+        self._hub = _Hub([])
 
     # -- listeners ------------------------------------------------------------------
     def listen(self, address: str, port: int, ssl_context: Any = None) -> Tuple[str, int]:
@@ -214,6 +263,7 @@ class Workers:
         log.info("master pid %d: starting %d workers (%s)", os.getpid(), self.count,
                  "SO_REUSEPORT" if self.reuse_port else "one socket shared by the workers")
         self._slots = [_Slot(index) for index in range(1, self.count + 1)]
+        self._hub = _Hub(self._slots, loop)
         try:
             for slot in self._slots:
                 self._spawn(slot)
@@ -340,46 +390,15 @@ class Workers:
 
     # -- relaying ------------------------------------------------------------------------
     def _on_frame(self, slot: _Slot, kind: int, topic: str, payload: bytes) -> None:
-        if kind == PUBLISH:
-            # Relayed at the end of this loop iteration, after the subscriptions
-            # read from every channel in it: a subscription that reached the
-            # master before a publication is never passed over because its
-            # channel happened to be read second.
-            if not self._relays:
-                assert self._loop is not None
-                self._loop.flush_soon(self._relay)
-            self._relays.append((slot, topic, payload))
-        elif kind == SUBSCRIBE:
-            slot.topics.add(topic)
-            log.debug("worker %d (pid %d) subscribed to %r", slot.index, slot.pid, topic)
-        elif kind == UNSUBSCRIBE:
-            slot.topics.discard(topic)
-            log.debug("worker %d (pid %d) unsubscribed from %r", slot.index, slot.pid, topic)
-        elif kind == METRICS:
-            # Named by the master (a worker cannot speak for another slot); to all the others.
-            self._to_others(slot, encode_channel_frame(METRICS, str(slot.index), payload))
-        elif kind == READY:
+        if kind == READY:
             slot.ready = True
             self._any_ready = True
             log.info("worker %d (pid %d) serving", slot.index, slot.pid)
             if self._on_ready is not None and all(other.ready for other in self._slots):
                 callback, self._on_ready = self._on_ready, None
                 callback()
-
-    def _to_others(self, origin: _Slot, frame: bytes) -> None:
-        for other in self._slots:
-            if other is not origin and other.channel is not None:
-                other.channel.send(frame)
-
-    def _relay(self) -> None:
-        relays, self._relays = self._relays, []
-        for origin, topic, payload in relays:
-            frame: Optional[bytes] = None
-            for other in self._slots:
-                if other is not origin and topic in other.topics and other.channel is not None:
-                    if frame is None:
-                        frame = encode_channel_frame(PUBLISH, topic, payload)
-                    other.channel.send(frame)
+        else:
+            self._hub.frame(slot, kind, topic, payload)
 
     def _channel_closed(self, slot: _Slot) -> None:
         # The worker is ending (or broke the channel): its exit is reaped on
@@ -413,7 +432,7 @@ class Workers:
         pid, slot.pid = slot.pid, 0
         if slot.channel is not None:
             slot.channel.close()
-        self._to_others(slot, encode_channel_frame(METRICS, str(slot.index)))  # its figures are gone with it
+        self._hub.to_others(slot, encode_channel_frame(METRICS, str(slot.index)))  # its figures are gone with it
         exit_code = os.WEXITSTATUS(status) if status >= 0 and os.WIFEXITED(status) else None
         if self._stopping:
             if exit_code == 0:

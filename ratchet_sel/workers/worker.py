@@ -194,8 +194,7 @@ class Worker:
         """Close the channel to the master."""
         if self._metrics_timer is not None:
             self._metrics_timer.cancel()
-        self._channel._on_closed = lambda: None
-        self._channel.close()
+        self._channel.close(notify=False)
 
 
 class ConnectionLog:

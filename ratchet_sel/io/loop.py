@@ -12,11 +12,12 @@ import logging
 import select
 import selectors
 import signal
-import socket
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional
+
+from .stream import Waker
 
 __all__ = ["Loop", "Handle", "TimerHandle"]
 
@@ -75,7 +76,8 @@ class Handle:
         """Do not run this callback (again)."""
         self.cancelled = True
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Call the callback with its arguments (the loop does, unless cancelled)."""
         self.callback(*self.args)
 
 
@@ -153,18 +155,12 @@ class Loop:
         self._thread_id: Optional[int] = None
         self._signal_handlers: Dict[int, Callable[[], Any]] = {}
         self._pending_signals: Deque[int] = deque()
-        # The wake-up pair: other threads (and signal handlers, through
-        # signal.set_wakeup_fd) write a byte to interrupt select().  A
-        # socketpair rather than os.pipe(): it is the one kind of descriptor
-        # every selector takes on every platform (select() on Windows takes
-        # sockets only, and set_wakeup_fd there wants a socket); this and the
-        # stream module are the only places that read or write a socket.
-        self._wake_recv, self._wake_send = socket.socketpair()
-        self._wake_recv.setblocking(False)
-        self._wake_send.setblocking(False)
+        # Other threads (and signal handlers, through signal.set_wakeup_fd)
+        # write a byte to the waker to interrupt select().
+        self._waker = Waker()
         self._threadsafe_lock = threading.Lock()
         self._threadsafe: Deque[Handle] = deque()
-        self.add_reader(self._wake_recv, self._drain_wakeup)
+        self.add_reader(self._waker.read_fd, self._drain_wakeup)
 
     # -- time -------------------------------------------------------------
     @staticmethod
@@ -247,7 +243,7 @@ class Loop:
         handle = Handle(callback, args)
         with self._threadsafe_lock:
             self._threadsafe.append(handle)
-        self._wakeup()
+        self._waker.wake()
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
@@ -295,7 +291,7 @@ class Loop:
         for signum in self._signal_handlers:
             previous[signum] = signal.signal(signum, self._on_signal)
         if previous:
-            previous[-1] = signal.set_wakeup_fd(self._wake_send.fileno(), warn_on_full_buffer=False)
+            previous[-1] = signal.set_wakeup_fd(self._waker.write_fd, warn_on_full_buffer=False)
         return previous
 
     @staticmethod
@@ -320,7 +316,7 @@ class Loop:
         """Make :meth:`run` return after the current iteration (any thread)."""
         self._stopping = True
         if not self.in_loop_thread():
-            self._wakeup()
+            self._waker.wake()
 
     def run(self) -> None:
         """Run until :meth:`stop` is called."""
@@ -409,7 +405,7 @@ class Loop:
         for _ in range(len(ready)):
             handle = ready.popleft()
             if not handle.cancelled:
-                self._guard(handle._run)
+                self._guard(handle.run)
 
         flushers = self._flushers
         if flushers:
@@ -429,20 +425,8 @@ class Loop:
         except Exception:  # a failing callback must never stop the loop
             log.exception("unhandled exception in loop callback %r", fn)
 
-    def _wakeup(self) -> None:
-        try:
-            self._wake_send.send(b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # the pipe is full, so the loop will wake anyway
-        except OSError:
-            pass  # closed during shutdown
-
     def _drain_wakeup(self) -> None:
-        try:
-            while self._wake_recv.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         with self._threadsafe_lock:
             self._ready.extend(self._threadsafe)
             self._threadsafe.clear()
@@ -468,14 +452,12 @@ class Loop:
         self._registrations.clear()
         self._running = False
         self._selector.close()  # closes the descriptor; no unregister reaches the shared kernel object
-        self._wake_recv.close()
-        self._wake_send.close()
+        self._waker.close()
 
     def close(self) -> None:
-        """Release the selector and the wake-up sockets."""
+        """Release the selector and the waker."""
         if self._running:
             raise RuntimeError("cannot close a running loop")
-        self.forget(self._wake_recv)
+        self.forget(self._waker.read_fd)
         self._selector.close()
-        self._wake_recv.close()
-        self._wake_send.close()
+        self._waker.close()

@@ -38,7 +38,7 @@ try:  # a Python built without OpenSSL still serves plain TCP
 except ImportError:  # pragma: no cover
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["Stream", "StreamOwner", "StreamState", "Connection", "TlsConnection", "kernel_unsent_bytes",
+__all__ = ["Waker", "Stream", "StreamOwner", "StreamState", "Connection", "TlsConnection", "kernel_unsent_bytes",
            "address_family", "read_buffer", "RECV_SIZE", "DIRECT_WRITE_SIZE", "WOULD_BLOCK"]
 
 log = logging.getLogger(__name__)
@@ -951,3 +951,45 @@ class Connection(Stream):
 
 #: The name TLS connections had when they were a class of their own.
 TlsConnection = Connection
+
+
+class Waker:
+    """The loop's wake-up pair: a byte written to it makes the loop's selector return.
+
+    Other threads (:meth:`Loop.call_soon_threadsafe`) and signal handlers
+    (through ``signal.set_wakeup_fd`` on :attr:`write_fd`) write a byte; the
+    loop watches :attr:`read_fd` and drains it.  A socketpair rather than
+    ``os.pipe()``: it is the one kind of descriptor every selector takes on
+    every platform (Windows' ``select()`` takes sockets only, and its
+    ``set_wakeup_fd`` wants a socket).  It lives here, beside the streams, so
+    that every read and write of a socket is in this module.
+    """
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        #: The descriptor the loop watches for reading.
+        self.read_fd = self._reader.fileno()
+        #: The descriptor to write to (and to give ``signal.set_wakeup_fd``).
+        self.write_fd = self._writer.fileno()
+
+    def wake(self) -> None:
+        """Write one byte (from any thread); a full pair already means the loop will wake."""
+        try:
+            self._writer.send(b"\0")
+        except OSError:  # full (BlockingIOError), or closed during shutdown
+            pass
+
+    def drain(self) -> None:
+        """Read every byte written so far (on the loop thread)."""
+        try:
+            while self._reader.recv(4096):
+                pass
+        except OSError:  # nothing more to read (BlockingIOError), or closed
+            pass
+
+    def close(self) -> None:
+        """Close both ends."""
+        self._reader.close()
+        self._writer.close()

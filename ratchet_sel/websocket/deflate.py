@@ -69,17 +69,19 @@ class _CompressionSettings:
         self.threshold = threshold
         self._shared: Dict[int, Any] = {}
 
-    def _compressor(self, bits: int) -> Any:
+    def new_compressor(self, bits: int) -> Any:
+        """A raw-deflate compressor with these settings and a ``bits``-bit window (one connection's own)."""
         # zlib refuses raw deflate with an 8-bit window; a Huffman-only stream
         # has no back-references at all, so it honours any window a peer asks.
         if bits == 8:
             return zlib.compressobj(self.level, zlib.DEFLATED, -9, self.mem_level, zlib.Z_HUFFMAN_ONLY)
         return zlib.compressobj(self.level, zlib.DEFLATED, -bits, self.mem_level)
 
-    def _shared_compressor(self, bits: int) -> Any:
+    def shared_compressor(self, bits: int) -> Any:
+        """The compressor every connection without context takeover shares, one per window size."""
         compressor = self._shared.get(bits)
         if compressor is None:
-            compressor = self._shared[bits] = self._compressor(bits)
+            compressor = self._shared[bits] = self.new_compressor(bits)
         return compressor
 
 
@@ -300,10 +302,10 @@ class DeflateExtension:
         """The compressed payload of one message, tail stripped."""
         if self._deflate_takeover:
             if self._deflater is None:
-                self._deflater = self.config._compressor(self._deflate_bits)
+                self._deflater = self.config.new_compressor(self._deflate_bits)
             data = self._deflater.compress(payload) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
         else:
-            shared = self.config._shared_compressor(self._deflate_bits)
+            shared = self.config.shared_compressor(self._deflate_bits)
             data = shared.compress(payload) + shared.flush(zlib.Z_FULL_FLUSH)
         if data.endswith(_TAIL):
             data = data[:-4]

@@ -373,17 +373,17 @@ class Workers:
         except Exception as exc:
             log.error("worker %d (pid %d) could not start: %s", index, worker.pid, exc,
                       exc_info=not isinstance(exc, OSError))
-            worker._run_stop_callbacks()
+            worker.run_stop_callbacks()
             worker.close()
             return EXIT_BOOT_FAILED
         assert server is not None
         worker.server = server
-        worker._ready()
+        worker.announce_ready()
         try:
             server.run()
         finally:
             server.close()
-            worker._run_stop_callbacks()
+            worker.run_stop_callbacks()
             worker.close()
             loop.close()
         return 0

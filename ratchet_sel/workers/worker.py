@@ -40,11 +40,11 @@ class WorkerBackplane(Backplane):
 
     def channel_added(self, topic: str) -> None:
         """Ask the master for the publications of ``topic``."""
-        self.worker._send_control(SUBSCRIBE, topic)
+        self.worker.send_control(SUBSCRIBE, topic)
 
     def channel_removed(self, topic: str) -> None:
         """Tell the master this worker no longer wants ``topic``."""
-        self.worker._send_control(UNSUBSCRIBE, topic)
+        self.worker.send_control(UNSUBSCRIBE, topic)
 
     def publish(self, publication: Publication) -> None:
         """Hand a local publication to the master, which relays it to the other workers."""
@@ -58,10 +58,11 @@ class WorkerBackplane(Backplane):
             log.error("a publication of %d bytes on %r is over the %d-byte relay limit: "
                       "delivered in this worker only", len(frame), publication.topic, self.worker.max_frame)
             return
-        if not self.worker._send(frame):
+        if not self.worker.send_frame(frame):
             self.dropped += 1
 
-    def _deliver(self, topic: str, payload: bytes) -> None:
+    def deliver(self, topic: str, payload: bytes) -> None:
+        """Hand a publication the master relayed (its topic and envelope) to the hub."""
         if self._hub is None:
             return
         try:
@@ -142,7 +143,8 @@ class Worker:
         """
         self._stop_callbacks.append(callback)
 
-    def _run_stop_callbacks(self) -> None:
+    def run_stop_callbacks(self) -> None:
+        """Run the :meth:`on_stop` callbacks (last registered first) and close the worker's hub."""
         callbacks, self._stop_callbacks = self._stop_callbacks, []
         for callback in reversed(callbacks):
             try:
@@ -152,10 +154,12 @@ class Worker:
         if self._topics is not None:
             self._topics.close()
 
-    def _send(self, frame: bytes) -> bool:
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue one encoded frame for the master; False when the channel dropped it (closed or full)."""
         return self._channel.send(frame)
 
-    def _send_control(self, kind: int, topic: str) -> None:
+    def send_control(self, kind: int, topic: str) -> None:
+        """Tell the master at once (never dropped) that this worker subscribes to or leaves ``topic``."""
         try:
             frame = encode_channel_frame(kind, topic)
         except ChannelError as exc:
@@ -167,7 +171,7 @@ class Worker:
 
     def _on_frame(self, kind: int, topic: str, payload: bytes) -> None:
         if kind == PUBLISH:
-            self.backplane._deliver(topic, payload)
+            self.backplane.deliver(topic, payload)
         elif kind == METRICS:
             if not payload:
                 self._peer_snapshots.pop(topic, None)
@@ -187,7 +191,8 @@ class Worker:
             log.warning("worker %d (pid %d): the master is gone; shutting down", self.index, self.pid)
             self.server.shutdown()
 
-    def _ready(self) -> None:
+    def announce_ready(self) -> None:
+        """Tell the master this worker serves (its listeners are bound)."""
         self._channel.send(encode_channel_frame(READY), droppable=False)
 
     def close(self) -> None:

@@ -133,7 +133,7 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("deployment limits")
     group.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                        help="simultaneous connections; more are answered 503 with Retry-After "
-                            "(default: %(default)s)")
+                            "(on a TLS port: closed before the TLS handshake) (default: %(default)s)")
     group.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
                        help="close (1001) a WebSocket silent for this long (default: off)")
     group.add_argument("--keepalive", type=_seconds, metavar="SECONDS",

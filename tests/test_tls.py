@@ -1,5 +1,6 @@
 """wss:// served directly: TLS in the loop, beside plain ws://, against hostile clients."""
 
+import logging
 import os
 import re
 import signal
@@ -207,3 +208,24 @@ def test_a_large_write_the_kernel_only_partly_takes_arrives_whole_over_tls():
             got += chunk
         assert bytes(got) == payload + b"tail"
         client.close()
+
+
+def test_a_tls_port_past_max_connections_closes_before_the_handshake_and_logs_once(app, caplog):
+    caplog.set_level(logging.INFO, logger="ratchet_sel")
+    with ServerThread(WsServer(app), ssl_context=server_context(), max_connections=1) as st:
+        with WsClient(st.port, tls=client_context()) as first:
+            assert first.status == 101
+            refused = socket.create_connection(("127.0.0.1", st.port), timeout=10)
+            try:
+                # Closed before any TLS byte: the handshake fails at the client, no answer to read.
+                with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+                    client_context().wrap_socket(refused, server_hostname="localhost")
+            finally:
+                refused.close()
+            first.send("still here")
+            assert first.recv_message() == "still here"
+        app.wait_for(lambda ev: ev[-1][0] == "close")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("ratchet_sel.io")]
+    assert sum("refused, 1 connections is the limit" in m for m in messages) == 1, messages
+    assert not any("TLS handshake failed" in m for m in messages), messages
+    assert app.count("open") == 1

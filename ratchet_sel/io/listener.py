@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Set
 
 from ..ops.stats import STATS
 from .loop import Loop
-from .stream import WOULD_BLOCK, Connection, StreamOwner, StreamState, address_family, kernel_unsent_bytes
+from .stream import (WOULD_BLOCK, Connection, StreamOwner, StreamState, address_family, describe_address,
+                     kernel_unsent_bytes)
 
 __all__ = ["IoServer", "Connection", "bind_listener", "DEFAULT_MAX_CONNECTIONS"]
 
@@ -74,9 +75,11 @@ class IoServer(StreamOwner):
     :attr:`port`.  ``ssl_context`` makes the listener speak TLS; :meth:`listen`
     adds more listeners (plain and TLS side by side).
 
-    Limits: ``max_connections`` (10,000; ``None`` for no limit): a connection
-    past it is handed to ``component.on_refuse(conn)`` (WebSocket and HTTP
-    servers answer 503) or closed, and logged.  ``close_timeout`` (5 s) bounds
+    Limits: ``max_connections`` (10,000; ``None`` for no limit): on a plain
+    listener a connection past it is handed to ``component.on_refuse(conn)``
+    (WebSocket and HTTP servers answer 503) or closed; on a TLS listener it
+    is closed at once, before any TLS handshake (an answer would first cost
+    the handshake the limit is there to spare); either way it is logged.  ``close_timeout`` (5 s) bounds
     how long a closing connection may take to flush and to see the peer's FIN;
     ``shutdown_timeout`` (5 s) bounds a graceful :meth:`shutdown`.
 
@@ -208,6 +211,10 @@ class IoServer(StreamOwner):
             else:
                 self.stream_opened(conn)
             return
+        if over_limit:  # no room: not even worth a TLS handshake
+            log.warning("%s: refused, %d connections is the limit", describe_address(addr), self.max_connections)
+            sock.close()
+            return
         try:
             tls_sock = ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
@@ -215,10 +222,6 @@ class IoServer(StreamOwner):
             sock.close()
             return
         tls_conn = Connection(self, tls_sock, addr)
-        if over_limit:
-            log.warning("%r: refused, %d connections is the limit", tls_conn, self.max_connections)
-            tls_conn.abort()  # no room: not even worth a TLS handshake
-            return
         self._handshaking.add(tls_conn)
         tls_conn.start_tls(self.tls_handshake_timeout)
 

@@ -96,7 +96,8 @@ def read_buffer(loop: Any) -> memoryview:
     return view
 
 
-def _describe(address: Any) -> str:
+def describe_address(address: Any) -> str:
+    """``host:port`` of a socket address for logs, with an IPv6 host in brackets."""
     host, port = address[0], address[1]
     return "[%s]:%s" % (host, port) if ":" in str(host) else "%s:%s" % (host, port)
 
@@ -243,7 +244,7 @@ class _StreamCore:
         host, port = self.remote_address, self.remote_port
         if timeout is not None:
             self._timer = self.loop.call_later(timeout, self._timed_out,
-                                               "no connection to %s within %g s" % (_describe((host, port)), timeout))
+                                               "no connection to %s within %g s" % (describe_address((host, port)), timeout))
 
         def connected(sock: socket.socket) -> None:
             self._connector = None
@@ -908,7 +909,7 @@ class _Connector:
     def error(code: int, address: Any) -> OSError:
         """The ``OSError`` (subclass by errno) of a failed connect to ``address``."""
         return OSError(code, "connecting to %s failed: %s (%s)"
-                       % (_describe(address), os.strerror(code), errno.errorcode.get(code, code)))
+                       % (describe_address(address), os.strerror(code), errno.errorcode.get(code, code)))
 
     def give_up(self, exc: BaseException) -> None:
         """No address accepted: report ``exc``."""

@@ -1,13 +1,16 @@
 """RFC 6455 framing (also HyBi-07/08/10, which frame the same way), sans-IO.
 
-:class:`FrameParser` takes the bytes a client sent and returns events:
-:class:`Message` (``str`` for text, ``bytes`` for binary), :class:`Ping`,
-:class:`Pong`, :class:`Close`, and :class:`Failure` when the client broke the
-protocol (with the close code to fail the connection with).  It validates
+:class:`FrameParser` takes the bytes the peer sent (a client's, on a server;
+a server's, on a client) and returns events: :class:`Message` (``str`` for
+text, ``bytes`` for binary), :class:`Ping`, :class:`Pong`, :class:`Close`,
+and :class:`Failure` when the peer broke the protocol (with the close code to
+fail the connection with).  It validates
 while bytes arrive: UTF-8 of a text message is checked piece by piece, so an
 invalid sequence fails the connection before the frame is complete.
 
-:func:`encode_frame` and friends build the frames a server sends.  Nothing here
+:func:`encode_frame` and friends build frames (masked with a key given by a
+client).  What a connection does with the events (the closing handshake,
+answering pings) is :mod:`ratchet_sel.websocket.protocol`'s.  Nothing here
 touches a socket.
 """
 
@@ -338,7 +341,12 @@ DIRECT_READ_MIN = 64 * 1024
 
 
 class FrameParser:
-    """Turns client bytes into events; see the module docstring.
+    """Turns the peer's bytes into events; see the module docstring.
+
+    The class and its :meth:`feed` are longer than the project's other units
+    on purpose: ``feed`` runs for every read of every connection, and one
+    function with its state in locals is measurably faster than the same
+    steps split into calls (scripts/profile_calls.py counts them).
 
     ``max_message_size`` bounds a whole (decompressed) message and
     ``max_frame_size`` a single frame; both answer 1009.  ``require_mask``

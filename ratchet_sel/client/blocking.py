@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import Any, Deque, Iterator, Optional, Sequence, Union
 
+from ..io.stream import RECV_SIZE, send_small_writes_at_once
 from ..websocket.rfc6455 import CloseCode, Message
 from .handshake import ClientHandshake, parse_url
 from .options import client_offer, client_ssl_context
@@ -17,7 +18,6 @@ from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 
 __all__ = ["connect", "ClientConnection"]
 
-_RECV_SIZE = 256 * 1024
 #: How long close() waits for the server's close frame when no timeout was given.
 _DEFAULT_CLOSE_WAIT = 10.0
 
@@ -57,7 +57,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
     except socket.timeout:
         raise TimeoutError("no TCP connection to %s:%d within %s s" % (target.host, target.port, timeout)) from None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        send_small_writes_at_once(sock)
         if target.secure:
             context = ssl_context if ssl_context is not None else client_ssl_context()
             sock.settimeout(_remaining(deadline))
@@ -71,7 +71,7 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
         while True:
             sock.settimeout(_remaining(deadline))
             try:
-                data = sock.recv(_RECV_SIZE)
+                data = sock.recv(RECV_SIZE)
             except socket.timeout:
                 if handshake.refused:
                     handshake.eof()  # the refusal's status is the answer, body or not
@@ -195,7 +195,7 @@ class ClientConnection:
     def _read(self, deadline: Optional[float], timeout: Optional[float]) -> None:
         self.socket.settimeout(_remaining(deadline))
         try:
-            data = self.socket.recv(_RECV_SIZE)
+            data = self.socket.recv(RECV_SIZE)
         except socket.timeout:
             raise TimeoutError("no message within %s s" % timeout) from None
         except OSError:
@@ -262,7 +262,7 @@ class ClientConnection:
             try:
                 while True:
                     self.socket.settimeout(_remaining(deadline))
-                    if not self.socket.recv(_RECV_SIZE):
+                    if not self.socket.recv(RECV_SIZE):
                         break
             except OSError:
                 pass

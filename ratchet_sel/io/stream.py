@@ -38,7 +38,7 @@ try:  # a Python built without OpenSSL still serves plain TCP
 except ImportError:  # pragma: no cover
     ssl = None  # type: ignore[assignment]
 
-__all__ = ["Waker", "Stream", "StreamOwner", "StreamState", "Connection", "TlsConnection", "kernel_unsent_bytes",
+__all__ = ["Waker", "send_small_writes_at_once", "Stream", "StreamOwner", "StreamState", "Connection", "TlsConnection", "kernel_unsent_bytes",
            "address_family", "read_buffer", "RECV_SIZE", "DIRECT_WRITE_SIZE", "WOULD_BLOCK"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,15 @@ _SIOCOUTQ = 0x5411
 
 # One read buffer per loop: streams on one loop run on one thread, one at a time.
 _read_views: "weakref.WeakKeyDictionary[Any, memoryview]" = weakref.WeakKeyDictionary()
+
+
+def send_small_writes_at_once(sock: Any) -> None:
+    """Turn off Nagle's algorithm on a TCP socket (``TCP_NODELAY``): a small frame must not wait for an ACK."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 def kernel_unsent_bytes(sock: Any) -> Optional[int]:
@@ -214,11 +223,7 @@ class _StreamCore:
     def _adopt(self, sock: Any) -> None:
         # The one place a socket is tuned for the loop.
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        send_small_writes_at_once(sock)
         self._sock = sock
         self.is_secure = ssl is not None and isinstance(sock, ssl.SSLSocket)
         if self.is_secure:

@@ -208,9 +208,9 @@ def test_sending_after_close_queues_nothing():
 
 
 def test_the_server_driver_loop_gives_the_same_answers():
-    # WsConnection loops over feed() itself and hands every other event to receive_event().
+    # WsConnection loops over the parser's feed() itself and hands every other event to receive_event().
     proto = server()
-    events = proto.feed(from_client(OP_PING, b"p") + from_client(OP_PONG, b"q") + from_client(OP_CLOSE))
+    events = proto.parser.feed(from_client(OP_PING, b"p") + from_client(OP_PONG, b"q") + from_client(OP_CLOSE))
     assert events == [Ping(b"p"), Pong(b"q"), Close(None)]
     assert [proto.receive_event(event) for event in events] == [None, Pong(b"q"), None]
     assert proto.close_code == 1005

@@ -97,6 +97,8 @@ class IoServer(StreamOwner):
                  close_timeout: float = 5.0, shutdown_timeout: float = 5.0,
                  reuse_port: bool = False, sock: Optional[socket.socket] = None) -> None:
         self.component = component
+        self._handler_of: Any = None
+        self._handler: Any = None
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
         self._contexts: Dict[socket.socket, Any] = {}
@@ -236,6 +238,18 @@ class IoServer(StreamOwner):
             conn.close()
 
     # -- what connections report (StreamOwner) ---------------------------------------
+    def data_handler(self) -> Any:
+        """The component's ``on_message``, bound once and shared by every connection's reads.
+
+        Each connection calls it straight from its read callback; one bound
+        method per server instead of one per connection saves 64 bytes of
+        every idle connection.
+        """
+        component = self.component
+        if self._handler_of is not component:
+            self._handler_of, self._handler = component, component.on_message
+        return self._handler
+
     def stream_opened(self, conn: Any) -> None:
         """A connection is ready (accepted, or its TLS handshake done): it reads, the component gets ``on_open``."""
         self._handshaking.discard(conn)

@@ -947,12 +947,17 @@ class Connection(Stream):
     to the component only once its handshake succeeded.
     """
 
-    __slots__ = ("server",)
+    __slots__ = ()
 
     def __init__(self, server: Any, sock: Any, addr: Any) -> None:
-        super().__init__(server.loop, sock, server, server.component.on_message, peer=addr,
+        # The component's on_message is bound once per server, not once per connection.
+        super().__init__(server.loop, sock, server, server.data_handler(), peer=addr,
                          close_timeout=server.close_timeout)
-        self.server = server
+
+    @property
+    def server(self) -> Any:
+        """The :class:`~ratchet_sel.io.IoServer` that accepted this connection (its owner)."""
+        return self._owner
 
 
 #: The name TLS connections had when they were a class of their own.

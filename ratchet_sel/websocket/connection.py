@@ -13,7 +13,7 @@ from typing import Any, Iterable, List, Optional, Union
 from ..ops.stats import STATS
 from . import hixie
 from .protocol import CLOSED, OPEN
-from .rfc6455 import OP_BINARY, OP_TEXT, CloseCode, Message, SMALL_FRAME_HEADERS, encode_message, frame_header
+from .rfc6455 import OP_BINARY, OP_TEXT, CloseCode, Message, Ping, SMALL_FRAME_HEADERS, encode_message, frame_header
 
 __all__ = ["WsConnection", "HixieConnection", "ConnectionPolicy", "broadcast", "PLAIN_FRAMES"]
 
@@ -96,7 +96,6 @@ class WsConnection:
         #: The loop time of the peer's last bytes (kept up to date only under an idle timeout).
         self.last_seen = transport.loop.time()
         self._policy = policy
-        protocol.may_answer = self._may_answer
         self._close_timer: Any = None
         self._close_listeners: Optional[List[Any]] = None
 
@@ -262,7 +261,7 @@ class WsConnection:
         # The protocol's events are looped over here, so that a message costs
         # no call beyond the parser's and the application's; every other
         # event goes to the protocol's rules.
-        for event in protocol.parser.payload_written(direct_size) if direct_size else protocol.feed(data):
+        for event in protocol.parser.payload_written(direct_size) if direct_size else protocol.parser.feed(data):
             if event.__class__ is Message:
                 if protocol.state is OPEN:
                     STATS.messages_received += 1
@@ -279,6 +278,12 @@ class WsConnection:
                 read_directly(self._payload_buffer, self._payload_read)
 
     def _event_received(self, event: Any) -> None:
+        if (event.__class__ is Ping and self.transport.buffered_amount
+                and not self.room_for(2 + len(event.payload))):
+            # The write limit is this server's policy, applied before the
+            # protocol's rule (answer every ping): a client that pings but
+            # never reads must not grow our buffer with pongs.
+            return
         pong = self.protocol.receive_event(event)
         self._act()
         if pong is not None:
@@ -290,11 +295,6 @@ class WsConnection:
 
     def _payload_read(self, size: int) -> None:
         self.data_received(None, size)
-
-    def _may_answer(self, size: int) -> bool:
-        # Asked by the protocol before it answers a ping: a client that pings
-        # but never reads must not grow our buffer.
-        return not self.transport.buffered_amount or self.room_for(size)
 
     def connection_lost(self) -> None:
         """The transport has closed: the connection is closed (1006 unless the closing handshake was done)."""

@@ -187,13 +187,12 @@ class HixieProtocol:
     :class:`~ratchet_sel.websocket.connection.WsConnection` uses.
     """
 
-    __slots__ = ("version", "parser", "feed", "state", "outgoing", "close_code", "close_reason",
+    __slots__ = ("version", "parser", "state", "outgoing", "close_code", "close_reason",
                  "close_timeout", "close_transport", "expect_close_within", "may_answer")
 
     def __init__(self, version: str, *, max_message_size: int, close_timeout: float = 5.0) -> None:
         self.version = version
         self.parser = HixieParser(max_message_size=max_message_size)
-        self.feed = self.parser.feed
         self.state = OPEN
         self.outgoing: List[bytes] = []
         self.close_code: Optional[int] = None

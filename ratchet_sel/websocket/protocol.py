@@ -5,9 +5,9 @@ decide, whichever end it is and whatever does its I/O: the state
 (:class:`State`), the closing handshake, failing the connection, answering
 pings, assembling messages within limits (through the :class:`FrameParser`
 codec and the permessage-deflate extension) and masking.  Bytes go in
-(:meth:`Protocol.receive_data`, or the driver's own loop over
-:attr:`Protocol.feed` and :meth:`Protocol.receive_event`), events come out,
-and the bytes to send wait in :attr:`Protocol.outgoing`.
+(:meth:`Protocol.receive_data`, or the driver's own loop over the parser's
+``feed`` and :meth:`Protocol.receive_event`), events come out, and the bytes
+to send wait in :attr:`Protocol.outgoing`.
 
 What the driver does about the TCP connection is decided here and read from
 two attributes after each call: :attr:`Protocol.close_transport` (close it now,
@@ -64,30 +64,36 @@ class Protocol:
       queued; a server passes its write-limit check, so that a peer that pings
       but never reads cannot grow our buffer.  ``None`` always answers.
 
-    Public attributes: :attr:`state`, :attr:`parser` and its bound
-    :attr:`feed`, :attr:`outgoing`, :attr:`close_code`/:attr:`close_reason`
-    (the peer's close, the failure's code, or 1006), ``close_sent``,
-    ``close_received``, ``failed`` (we failed the connection),
-    :attr:`close_transport`, :attr:`expect_close_within`.
+    Public attributes: :attr:`state`, :attr:`parser` (its ``feed`` turns
+    bytes into events, for drivers that loop over them themselves),
+    :attr:`outgoing`, :attr:`close_code`/:attr:`close_reason` (the peer's
+    close, the failure's code, or 1006), ``close_sent``, ``close_received``,
+    ``failed`` (we failed the connection), :attr:`close_transport`,
+    :attr:`expect_close_within`.  The role is in the class attributes
+    :attr:`client_side` and :attr:`mask_source`.
+
+    One of these lives beside every open connection, so it keeps few
+    attributes: the role is the class's, the extension the parser's, and
+    :attr:`outgoing` is only made when something is queued.
     """
 
-    __slots__ = ("client_side", "extension", "parser", "feed", "state", "outgoing", "close_code", "close_reason",
-                 "close_sent", "close_received", "failed", "close_timeout", "close_transport",
-                 "expect_close_within", "may_answer", "_mask_source", "_held")
+    __slots__ = ("parser", "state", "outgoing", "close_code", "close_reason", "close_sent", "close_received",
+                 "failed", "close_timeout", "close_transport", "expect_close_within", "may_answer", "_held")
 
-    def __init__(self, *, client_side: bool, extension: Any = None, max_message_size: int,
-                 max_frame_size: Optional[int] = None, close_timeout: float = 5.0,
-                 may_answer: Optional[Callable[[int], bool]] = None) -> None:
-        self.client_side = client_side
-        self.extension = extension
+    #: True in the client role (set by the role's class).
+    client_side = False
+    #: Makes the masking key of each frame sent: ``None`` in the server role (servers do not mask).
+    mask_source: Optional[Callable[[], bytes]] = None
+
+    def __init__(self, extension: Any = None, *, max_message_size: int, max_frame_size: Optional[int] = None,
+                 close_timeout: float = 5.0, may_answer: Optional[Callable[[int], bool]] = None) -> None:
+        client_side = self.client_side
         # Client frames must be masked, server frames must not be (RFC 6455 5.1).
         self.parser = FrameParser(max_message_size=max_message_size, max_frame_size=max_frame_size,
                                   require_mask=not client_side, forbid_mask=client_side, extension=extension)
-        #: The parser's ``feed`` (bytes -> events), for drivers that loop over the events themselves.
-        self.feed = self.parser.feed
         self.state = OPEN
-        #: Bytes to send, in order; :meth:`data_to_send` takes them.
-        self.outgoing: List[bytes] = []
+        #: Bytes to send, in order (``None`` until something is queued); :meth:`data_to_send` takes them.
+        self.outgoing: Optional[List[bytes]] = None
         self.close_code: Optional[int] = None
         self.close_reason = ""
         self.close_sent = False
@@ -99,7 +105,6 @@ class Protocol:
         #: Seconds to wait for the peer to finish closing (then drop TCP); ``None`` while nothing is awaited.
         self.expect_close_within: Optional[float] = None
         self.may_answer = may_answer
-        self._mask_source: Optional[Callable[[], bytes]] = new_mask if client_side else None
         self._held: Any = None  # a Close or Failure waiting behind messages (see receive_data)
 
     def __repr__(self) -> str:
@@ -110,25 +115,36 @@ class Protocol:
         """True until a close frame was sent or received, or the connection dropped."""
         return self.state is OPEN
 
+    @property
+    def extension(self) -> Any:
+        """The agreed permessage-deflate state, or ``None``."""
+        return self.parser.extension
+
     def data_to_send(self) -> bytes:
         """The bytes queued for the peer (and forget them)."""
-        data = b"".join(self.outgoing)
-        self.outgoing.clear()
-        return data
+        outgoing, self.outgoing = self.outgoing, None
+        return b"".join(outgoing) if outgoing else b""
+
+    def _queue(self, frames: List[bytes]) -> None:
+        if self.outgoing is None:
+            self.outgoing = frames
+        else:
+            self.outgoing.extend(frames)
 
     # -- outbound -------------------------------------------------------------------
     def frames_for(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> List[bytes]:
         """The frames that carry ``message`` (text for ``str``) in this role, compressed if agreed."""
         data = message if isinstance(message, str) else bytes(message)
-        if self.extension is not None:
-            return self.extension.encode_message(data, fragment_size, mask_source=self._mask_source)
-        return encode_message(data, fragment_size, mask_source=self._mask_source)
+        extension = self.parser.extension
+        if extension is not None:
+            return extension.encode_message(data, fragment_size, mask_source=self.mask_source)
+        return encode_message(data, fragment_size, mask_source=self.mask_source)
 
     def send(self, message: Union[str, bytes, bytearray, memoryview], fragment_size: int = 0) -> bool:
         """Queue a message; returns False (nothing queued) once the connection is not open."""
         if self.state is not OPEN:
             return False
-        self.outgoing.extend(self.frames_for(message, fragment_size))
+        self._queue(self.frames_for(message, fragment_size))
         return True
 
     def ping(self, payload: Union[str, bytes] = b"") -> bool:
@@ -145,11 +161,12 @@ class Protocol:
             raise ValueError("control frame payload over 125 bytes")
         if self.state is not OPEN:
             return False
-        self.outgoing.append(self._frame(opcode, raw))
+        self._queue([self._frame(opcode, raw)])
         return True
 
     def _frame(self, opcode: int, payload: bytes) -> bytes:
-        return encode_frame(opcode, payload, mask=self._mask_source() if self._mask_source else None)
+        mask_source = self.mask_source
+        return encode_frame(opcode, payload, mask=mask_source() if mask_source is not None else None)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake: queue our close frame, then wait for the peer's.
@@ -168,7 +185,7 @@ class Protocol:
 
     def _send_close(self, code: Optional[int], reason: str) -> None:
         self.close_sent = True
-        self.outgoing.append(self._frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self._queue([self._frame(OP_CLOSE, encode_close_payload(code, reason))])
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): our close frame if none was sent, then close TCP."""
@@ -195,7 +212,7 @@ class Protocol:
         events: List[Any] = []
         if self.state is CLOSED or self._held is not None:
             return events
-        for event in self.feed(data):
+        for event in self.parser.feed(data):
             kind = event.__class__
             if kind is Message:
                 if self.state is OPEN:
@@ -221,7 +238,7 @@ class Protocol:
             if not self.close_sent:
                 pong = self._frame(OP_PONG, event.payload)
                 if self.may_answer is None or self.may_answer(len(pong)):
-                    self.outgoing.append(pong)
+                    self._queue([pong])
         elif kind is Pong:
             return event
         elif kind is Close:
@@ -266,18 +283,11 @@ class ServerProtocol(Protocol):
 
     __slots__ = ()
 
-    def __init__(self, extension: Any = None, *, max_message_size: int, max_frame_size: Optional[int] = None,
-                 close_timeout: float = 5.0, may_answer: Optional[Callable[[int], bool]] = None) -> None:
-        super().__init__(client_side=False, extension=extension, max_message_size=max_message_size,
-                         max_frame_size=max_frame_size, close_timeout=close_timeout, may_answer=may_answer)
-
 
 class ClientProtocol(Protocol):
     """The client role: masks every frame with a fresh key, rejects masked frames, lets the server close TCP."""
 
     __slots__ = ()
 
-    def __init__(self, extension: Any = None, *, max_message_size: int, max_frame_size: Optional[int] = None,
-                 close_timeout: float = 5.0, may_answer: Optional[Callable[[int], bool]] = None) -> None:
-        super().__init__(client_side=True, extension=extension, max_message_size=max_message_size,
-                         max_frame_size=max_frame_size, close_timeout=close_timeout, may_answer=may_answer)
+    client_side = True
+    mask_source = staticmethod(new_mask)

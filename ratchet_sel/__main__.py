@@ -46,14 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
              1024 * 1024)):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
-        command.add_argument("--port", type=int, default=8000,
+        command.add_argument("--port", type=_port, default=8000,
                              help="port to listen on; 0 picks a free one (default: %(default)s)")
         command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
                              help="largest message a client may send; larger closes with 1009 "
                                   "(default: %(default)s)")
         command.add_argument("--certfile", help="PEM certificate (chain): serve wss:// with TLS")
         command.add_argument("--keyfile", help="PEM private key for --certfile (if not in it)")
-        command.add_argument("--tls-port", type=int, metavar="PORT",
+        command.add_argument("--tls-port", type=_port, metavar="PORT",
                              help="with --certfile: serve TLS on this port and plain on --port; "
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
@@ -91,6 +91,16 @@ def _worker_count(text: str) -> int:
     if not 1 <= count <= MAX_WORKERS:
         raise argparse.ArgumentTypeError("must be from 1 to %d, not %d" % (MAX_WORKERS, count))
     return count
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a port number: %r" % text) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is from 0 to 65535, not %d" % port)
+    return port
 
 
 def _count(text: str) -> int:

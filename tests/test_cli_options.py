@@ -84,6 +84,7 @@ def test_help_documents_every_option(command, capsys):
     ["--keepalive", "-1"], ["--keepalive", ""],
     ["--allowed-origin", ""], ["--allowed-origin", "two words"],
     ["--trusted-proxy", "10.0.0.0/33"], ["--trusted-proxy", "proxy.example"], ["--trusted-proxy", "10.0.0.0/\u00b9"],
+    ["--port", "70000"], ["--port", "-1"], ["--port", "65536"], ["--port", "http"], ["--tls-port", "99999"],
 ], ids=lambda argv: " ".join(argv))
 @pytest.mark.parametrize("command", ["echo", "chat"])
 def test_bad_values_are_usage_errors(command, argv, capsys):
@@ -112,6 +113,15 @@ def test_a_bad_value_exits_2_from_the_real_command():
     proc = subprocess.run([sys.executable, "-m", "ratchet_sel", "echo", "--idle-timeout", "-3"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["chat", "--port", "70000"], ["chat", "--port=-1"],
+                                  ["echo", "--port", "65536", "--workers", "2"]], ids=" ".join)
+def test_a_port_out_of_range_exits_2_without_a_traceback(argv):
+    proc = subprocess.run([sys.executable, "-m", "ratchet_sel", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "usage:" in proc.stderr and "argument --port: a port is from 0 to 65535" in proc.stderr
 
 
 def test_max_connections_refuses_past_the_limit_with_503():

@@ -16,7 +16,7 @@ from .ops.metrics import MetricsEndpoint
 from .server.origin import OriginCheck
 from .server.proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
-from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer
+from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer, startup_error_text
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
 
@@ -295,7 +295,7 @@ def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> 
             server.loop.close()
         elif server is not None:
             server.close()
-        raise StartupFailed(1, "%s" % (exc.strerror or exc)) from None  # names the address and the port
+        raise StartupFailed(1, startup_error_text(exc)) from None  # names the address and the port
     return server, bound
 
 

@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Tuple
 from .ops import accelerator, bundle
 from .server.addresses import parse_network
 from .client.cli import add_client_command, run_client
-from .demo import Chat, Echo, chat_http_handler
+from .demo import Chat, Echo, RoomPath, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
 from .ops.metrics import MetricsEndpoint
@@ -167,13 +167,16 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
 def build_stack(args: argparse.Namespace, ws: WsServer, worker: Optional[Worker] = None) -> Any:
     """``ws`` with the deployment options applied: the component IoServer serves.
 
-    In a worker of ``--workers``, ``/metrics`` answers for every worker.
+    In a worker of ``--workers``, ``/metrics`` answers for every worker.  The chat room
+    admits upgrades on ``/`` only (:class:`~ratchet_sel.demo.RoomPath`).
     """
     if args.idle_timeout:
         ws.idle_timeout = args.idle_timeout
     if args.keepalive:
         ws.enable_keepalive(args.keepalive)
     component: Any = ws
+    if args.command == "chat":
+        component = RoomPath(component)  # an upgrade to any other path: 404, before the upgrade
     if args.allowed_origin:
         component = OriginCheck(component, args.allowed_origin, allow_missing=True)
     if args.trusted_proxy:

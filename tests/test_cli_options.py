@@ -181,3 +181,17 @@ def test_trusted_proxy_takes_the_client_address_from_x_forwarded_for():
             client.send("hi")
             assert client.recv_message() == "hi"
     assert not any("203.0.113.9" in line for line in cli.log)
+
+
+def test_the_chat_demo_admits_upgrades_on_slash_only():
+    with Cli("chat") as cli:
+        for version in ("13", "8"):
+            refused = WsClient(cli.port, path="/elsewhere", version=version)
+            assert refused.status == 404
+            refused.sock.close()
+        with WsClient(cli.port, path="/") as member:
+            assert member.status == 101
+        status, _, body = http_exchange(cli.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert status == 200 and b"<html" in body
+        assert http_exchange(cli.port, b"GET /elsewhere HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 404
+        cli.wait_for_log(r"refused with 404: no chat room at /elsewhere")

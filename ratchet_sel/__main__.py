@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Any, List, Optional, Tuple
 
+from . import __version__
 from .ops import accelerator, bundle
 from .server.addresses import parse_network
 from .client.cli import add_client_command, run_client
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m ratchet_sel",
-        description="WebSocket servers on one selectors loop (RFC 6455 and HyBi-10 on the same port).")
+        description="WebSocket servers on one selectors loop (RFC 6455, HyBi-10 and Hixie-76 on the same port).")
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     for name, help_text, default_size in (

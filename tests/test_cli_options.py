@@ -195,3 +195,14 @@ def test_the_chat_demo_admits_upgrades_on_slash_only():
         assert status == 200 and b"<html" in body
         assert http_exchange(cli.port, b"GET /elsewhere HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 404
         cli.wait_for_log(r"refused with 404: no chat room at /elsewhere")
+
+
+def test_version_and_the_top_level_help():
+    import ratchet_sel
+    version = subprocess.run([sys.executable, "-m", "ratchet_sel", "--version"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
+    assert version.returncode == 0 and version.stdout.split() == ["python", "-m", "ratchet_sel",
+                                                                   ratchet_sel.__version__]
+    help_text = subprocess.run([sys.executable, "-m", "ratchet_sel", "--help"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=30).stdout
+    assert "RFC 6455" in help_text and "HyBi-10" in help_text and "Hixie-76" in help_text

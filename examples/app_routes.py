@@ -30,7 +30,7 @@ from typing import Any, Dict, Set
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ratchet_sel import App, MessageComponent, Responder, broadcast  # noqa: E402
+from ratchet_sel import App, MessageComponent, Responder, broadcast, exit_on_startup_error  # noqa: E402
 from ratchet_sel.http import Response  # noqa: E402
 from ratchet_sel.session import FlaskSessionHandler, SessionProvider, load_session  # noqa: E402
 from ratchet_sel.websocket import CloseCode  # noqa: E402
@@ -133,7 +133,8 @@ def main() -> int:
         log.warning("no --secret-key or FLASK_SECRET_KEY: using a development secret")
     sessions = FlaskSessionHandler(secret)
 
-    app = App(args.http_host, args.port, args.address)
+    with exit_on_startup_error():  # a busy port: one logged line and exit status 1
+        app = App(args.http_host, args.port, args.address)
     app.route("/", Responder(page_handler(sessions)), allowed_origins="*")
     app.route("/room/{name}", SessionProvider(Rooms(), sessions))
     log.info("open http://%s:%d/ in a browser", args.http_host, app.port)

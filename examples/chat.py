@@ -32,7 +32,7 @@ except ImportError:
         raise
     sys.path.insert(0, _checkout)
 
-from ratchet_sel import IoServer, MessageComponent, WsServer  # noqa: E402
+from ratchet_sel import IoServer, MessageComponent, WsServer, exit_on_startup_error  # noqa: E402
 from ratchet_sel.demo import chat_page  # noqa: E402
 
 
@@ -57,7 +57,8 @@ def main():
     parser.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    server = IoServer.factory(WsServer(Chat(), http_handler=chat_page), args.port, args.host)
+    with exit_on_startup_error():               # a busy port: one logged line and exit status 1
+        server = IoServer.factory(WsServer(Chat(), http_handler=chat_page), args.port, args.host)
     logging.info("chat listening on ws://%s:%d/", args.host, server.port)
     server.run()
 

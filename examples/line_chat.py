@@ -22,7 +22,7 @@ if __package__ in (None, ""):
     # next to this directory without installing it.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ratchet_sel import IoServer, MessageComponent  # noqa: E402
+from ratchet_sel import IoServer, MessageComponent, exit_on_startup_error  # noqa: E402
 
 log = logging.getLogger("line_chat")
 
@@ -125,11 +125,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    with exit_on_startup_error():  # a busy port: one logged line and exit status 1
         server = IoServer(LineChat(max_line=args.max_line), args.host, args.port)
-    except OSError as exc:
-        log.error("cannot listen on %s port %d: %s", args.host, args.port, exc)
-        return 1
     host = "[%s]" % server.address if ":" in server.address else server.address
     log.info("line chat listening on %s:%d (try: nc %s %d)", host, server.port,
              server.address, server.port)

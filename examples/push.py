@@ -47,7 +47,7 @@ from typing import Any, Callable, Dict, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ratchet_sel import IoServer, MessageComponent, WsServer  # noqa: E402
+from ratchet_sel import IoServer, MessageComponent, WsServer, exit_on_startup_error  # noqa: E402
 from ratchet_sel.http import Request, Response  # noqa: E402
 from ratchet_sel.pubsub import PublishEndpoint, RedisPubSub, Topics  # noqa: E402
 from ratchet_sel.pubsub.redis import parse_redis_url  # noqa: E402
@@ -186,9 +186,10 @@ def page_handler(endpoint: Optional[PublishEndpoint]) -> Callable[[Request], Opt
 def run_server(args: argparse.Namespace) -> int:
     topics: Topics = RedisPubSub(args.redis, prefix=args.redis_prefix) if args.redis else Topics()
     endpoint = PublishEndpoint(topics, args.publish_token) if args.publish_token else None
-    server = IoServer(WsServer(Pusher(topics), http_handler=page_handler(endpoint)), args.host, args.port)
-    if isinstance(topics, RedisPubSub):
-        topics.bind(server.loop)
+    with exit_on_startup_error():  # a busy port, an unreachable Redis: one line, exit status 1
+        server = IoServer(WsServer(Pusher(topics), http_handler=page_handler(endpoint)), args.host, args.port)
+        if isinstance(topics, RedisPubSub):
+            topics.bind(server.loop)
     host, port = server.socket.getsockname()[:2]
     shown = "127.0.0.1" if host == "0.0.0.0" else host
     log.info("push server listening on http://%s:%d/ (WebSocket ws://%s:%d/); publishing: %s", shown, port,

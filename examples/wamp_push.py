@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ratchet_sel import IoServer, WsServer  # noqa: E402
+from ratchet_sel import IoServer, WsServer, exit_on_startup_error  # noqa: E402
 from ratchet_sel.http import Response  # noqa: E402
 from ratchet_sel.pubsub import Topics  # noqa: E402
 from ratchet_sel.wamp import CallError, WampServer, WampServerInterface  # noqa: E402
@@ -254,7 +254,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.publish_token is None and args.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("POST /publish is open to anyone who reaches %s: set --publish-token", args.host)
-    server = build_server(args.host, args.port, publish_token=args.publish_token)
+    with exit_on_startup_error():  # a busy port: one logged line and exit status 1
+        server = build_server(args.host, args.port, publish_token=args.publish_token)
     host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     log.info("WAMP push demo listening on http://%s:%d/ (WAMP ws://%s:%d/)", host, server.port, host, server.port)
     server.run()

@@ -19,7 +19,7 @@ Beyond one process: :class:`Topics` (publish/subscribe), :class:`RedisPubSub`
 from . import _moved  # noqa: F401  (old module paths keep importing)
 from .component import ComponentDecorator, ComponentInterface, HttpServerInterface, MessageComponent
 from .http import HttpServer, Request, Response
-from .io import Connection, IoServer, Loop
+from .io import Connection, IoServer, Loop, exit_on_startup_error
 from .websocket import CloseCode, WsConnection, WsServer, broadcast
 from .app import App
 from .server import FlashPolicy, IpBlackList, OriginCheck, TrustedProxies
@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ComponentInterface", "MessageComponent", "ComponentDecorator", "HttpServerInterface",
-    "Loop", "IoServer", "Connection", "HttpServer", "Request", "Response",
+    "Loop", "IoServer", "Connection", "exit_on_startup_error", "HttpServer", "Request", "Response",
     "WsServer", "WsConnection", "CloseCode", "broadcast",
     "App", "Router", "StaticFiles", "Responder", "HealthCheck",
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",

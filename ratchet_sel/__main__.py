@@ -6,17 +6,18 @@ import logging
 import sys
 from typing import Any, List, Optional, Tuple
 
+from . import __version__
 from .ops import accelerator, bundle
 from .server.addresses import parse_network
 from .client.cli import add_client_command, run_client
-from .demo import Chat, Echo, chat_http_handler
+from .demo import Chat, Echo, RoomPath, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
 from .ops.metrics import MetricsEndpoint
 from .server.origin import OriginCheck
 from .server.proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
-from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer
+from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer, startup_error_text
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
 
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m ratchet_sel",
-        description="WebSocket servers on one selectors loop (RFC 6455 and HyBi-10 on the same port).")
+        description="WebSocket servers on one selectors loop (RFC 6455, HyBi-10 and Hixie-76 on the same port).")
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     for name, help_text, default_size in (
@@ -46,14 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
              1024 * 1024)):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
-        command.add_argument("--port", type=int, default=8000,
+        command.add_argument("--port", type=_port, default=8000,
                              help="port to listen on; 0 picks a free one (default: %(default)s)")
         command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
                              help="largest message a client may send; larger closes with 1009 "
                                   "(default: %(default)s)")
         command.add_argument("--certfile", help="PEM certificate (chain): serve wss:// with TLS")
         command.add_argument("--keyfile", help="PEM private key for --certfile (if not in it)")
-        command.add_argument("--tls-port", type=int, metavar="PORT",
+        command.add_argument("--tls-port", type=_port, metavar="PORT",
                              help="with --certfile: serve TLS on this port and plain on --port; "
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
@@ -91,6 +93,16 @@ def _worker_count(text: str) -> int:
     if not 1 <= count <= MAX_WORKERS:
         raise argparse.ArgumentTypeError("must be from 1 to %d, not %d" % (MAX_WORKERS, count))
     return count
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a port number: %r" % text) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is from 0 to 65535, not %d" % port)
+    return port
 
 
 def _count(text: str) -> int:
@@ -157,13 +169,16 @@ def add_deployment_options(command: argparse.ArgumentParser) -> None:
 def build_stack(args: argparse.Namespace, ws: WsServer, worker: Optional[Worker] = None) -> Any:
     """``ws`` with the deployment options applied: the component IoServer serves.
 
-    In a worker of ``--workers``, ``/metrics`` answers for every worker.
+    In a worker of ``--workers``, ``/metrics`` answers for every worker.  The chat room
+    admits upgrades on ``/`` only (:class:`~ratchet_sel.demo.RoomPath`).
     """
     if args.idle_timeout:
         ws.idle_timeout = args.idle_timeout
     if args.keepalive:
         ws.enable_keepalive(args.keepalive)
     component: Any = ws
+    if args.command == "chat":
+        component = RoomPath(component)  # an upgrade to any other path: 404, before the upgrade
     if args.allowed_origin:
         component = OriginCheck(component, args.allowed_origin, allow_missing=True)
     if args.trusted_proxy:
@@ -285,7 +300,7 @@ def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> 
             server.loop.close()
         elif server is not None:
             server.close()
-        raise StartupFailed(1, "%s" % (exc.strerror or exc)) from None  # names the address and the port
+        raise StartupFailed(1, startup_error_text(exc)) from None  # names the address and the port
     return server, bound
 
 

@@ -6,9 +6,11 @@ from .component import MessageComponent
 from .http.request import Request
 from .http.response import Response
 from .pubsub import Topics
+from .server.guard import Guard, Refusal
 from .websocket.connection import WsConnection
+from .websocket.handshake import detect_version
 
-__all__ = ["Echo", "Chat", "chat_page", "chat_http_handler"]
+__all__ = ["Echo", "Chat", "RoomPath", "chat_page", "chat_http_handler"]
 
 
 class Echo(MessageComponent):
@@ -38,6 +40,25 @@ class Chat(MessageComponent):
 
     def on_error(self, conn: WsConnection, exc: BaseException) -> None:
         conn.close()
+
+
+class RoomPath(Guard):
+    """Answers 404 to a WebSocket upgrade on any path but ``path`` (the chat demo's room is ``/``).
+
+    Requests without Upgrade pass (the page, ``POST /publish``).  Put it under
+    :class:`~ratchet_sel.http.HttpServer`, in front of the ``WsServer``, so
+    that the refusal is an HTTP answer before any upgrade.
+    """
+
+    def __init__(self, component: Any, path: str = "/") -> None:
+        super().__init__(component)
+        self.path = path
+
+    def check(self, conn: Any, request: Any) -> Optional[Refusal]:
+        """``None`` for the room's path and for plain HTTP requests; a 404 refusal for any other upgrade."""
+        if request is None or request.path == self.path or detect_version(request) is None:
+            return None
+        return Refusal(404, "no chat room at %s; the room is at %s" % (request.path, self.path))
 
 
 CHAT_PAGE = """<!DOCTYPE html>

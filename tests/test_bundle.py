@@ -215,6 +215,32 @@ def test_read_beside_names_the_missing_member(tmp_path):
     assert deployment_dir(str(source / "reader.py")) == str(source)
 
 
+def test_without_output_the_bundle_goes_to_the_current_folder_not_beside_the_source(tmp_path):
+    source, work = tmp_path / "src", tmp_path / "work"
+    source.mkdir()
+    work.mkdir()
+    shutil.copy2(CHAT, str(source / "chat.py"))
+    result = _bundle_cli(str(source / "chat.py"), cwd=str(work))
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(str(work)) == ["chat.pyz"] and os.listdir(str(source)) == ["chat.py"]
+    assert "wrote chat.pyz" in result.stderr
+
+
+def test_compiled_extension_files_are_never_packed(chat_pyz, tmp_path):
+    with zipfile.ZipFile(str(chat_pyz)) as archive:
+        assert not [n for n in archive.namelist() if n.endswith((".so", ".pyd", ".dylib"))]
+    extra = tmp_path / "helpers"
+    extra.mkdir()
+    for name in ("fast.cpython-311-x86_64-linux-gnu.so", "fast.cp311-win_amd64.pyd", "fast.dylib", "slow.py"):
+        (extra / name).write_bytes(b"\x7fELF" if not name.endswith(".py") else b"X = 1\n")
+    app = tmp_path / "app.py"
+    app.write_text("print('hi')\n")
+    target = build_bundle(str(app), str(tmp_path / "app.pyz"), include=[str(extra)])
+    with zipfile.ZipFile(target) as archive:
+        helpers = sorted(n for n in archive.namelist() if n.startswith("helpers/") and n != "helpers/")
+    assert helpers == ["helpers/slow.py"]
+
+
 def test_bad_inputs_get_clear_errors(tmp_path):
     with pytest.raises(BundleError, match="no such application"):
         build_bundle(str(tmp_path / "missing.py"))

@@ -84,6 +84,7 @@ def test_help_documents_every_option(command, capsys):
     ["--keepalive", "-1"], ["--keepalive", ""],
     ["--allowed-origin", ""], ["--allowed-origin", "two words"],
     ["--trusted-proxy", "10.0.0.0/33"], ["--trusted-proxy", "proxy.example"], ["--trusted-proxy", "10.0.0.0/\u00b9"],
+    ["--port", "70000"], ["--port", "-1"], ["--port", "65536"], ["--port", "http"], ["--tls-port", "99999"],
 ], ids=lambda argv: " ".join(argv))
 @pytest.mark.parametrize("command", ["echo", "chat"])
 def test_bad_values_are_usage_errors(command, argv, capsys):
@@ -112,6 +113,15 @@ def test_a_bad_value_exits_2_from_the_real_command():
     proc = subprocess.run([sys.executable, "-m", "ratchet_sel", "echo", "--idle-timeout", "-3"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["chat", "--port", "70000"], ["chat", "--port=-1"],
+                                  ["echo", "--port", "65536", "--workers", "2"]], ids=" ".join)
+def test_a_port_out_of_range_exits_2_without_a_traceback(argv):
+    proc = subprocess.run([sys.executable, "-m", "ratchet_sel", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "usage:" in proc.stderr and "argument --port: a port is from 0 to 65535" in proc.stderr
 
 
 def test_max_connections_refuses_past_the_limit_with_503():
@@ -171,3 +181,28 @@ def test_trusted_proxy_takes_the_client_address_from_x_forwarded_for():
             client.send("hi")
             assert client.recv_message() == "hi"
     assert not any("203.0.113.9" in line for line in cli.log)
+
+
+def test_the_chat_demo_admits_upgrades_on_slash_only():
+    with Cli("chat") as cli:
+        for version in ("13", "8"):
+            refused = WsClient(cli.port, path="/elsewhere", version=version)
+            assert refused.status == 404
+            refused.sock.close()
+        with WsClient(cli.port, path="/") as member:
+            assert member.status == 101
+        status, _, body = http_exchange(cli.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert status == 200 and b"<html" in body
+        assert http_exchange(cli.port, b"GET /elsewhere HTTP/1.1\r\nHost: h\r\n\r\n")[0] == 404
+        cli.wait_for_log(r"refused with 404: no chat room at /elsewhere")
+
+
+def test_version_and_the_top_level_help():
+    import ratchet_sel
+    version = subprocess.run([sys.executable, "-m", "ratchet_sel", "--version"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
+    assert version.returncode == 0 and version.stdout.split() == ["python", "-m", "ratchet_sel",
+                                                                   ratchet_sel.__version__]
+    help_text = subprocess.run([sys.executable, "-m", "ratchet_sel", "--help"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=30).stdout
+    assert "RFC 6455" in help_text and "HyBi-10" in help_text and "Hixie-76" in help_text

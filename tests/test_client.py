@@ -622,6 +622,43 @@ def test_cli_reports_an_abnormal_close(echo):
     assert "4003" in result.stderr.decode() and "forbidden word" in result.stderr.decode()
 
 
+@pytest.mark.parametrize("code, reason, status", [(1000, "done", 0), (1001, "going away", 0), (4000, "", 1)])
+def test_cli_prints_the_close_code_and_reason_and_exits_by_it(echo, code, reason, status):
+    echo.rec.on_message_hook = lambda c, m: c.close(code, reason)
+    result = run_cli("ws://127.0.0.1:%d/" % echo.port, stdin=b"close please\n")
+    assert result.returncode == status, result.stderr
+    expected = "connection closed with code %d%s" % (code, ": " + reason if reason else "")
+    assert expected in result.stderr.decode().splitlines()
+
+
+def test_cli_help_documents_the_exit_statuses():
+    result = run_cli("--help")
+    out = result.stdout.decode()
+    assert result.returncode == 0 and "exit status:" in out and "1005" in out and "130" in out
+
+
+def test_cli_says_the_server_is_not_speaking_tls(echo):
+    result = run_cli("wss://127.0.0.1:%d/" % echo.port, "--insecure")
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err
+    assert "error: cannot connect to 127.0.0.1:%d: the server is not speaking TLS" % echo.port in err
+    assert "WRONG_VERSION_NUMBER" not in err
+
+
+def test_connect_errors_name_the_address_and_keep_their_type(echo):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(ConnectionRefusedError) as info:
+        connect("ws://127.0.0.1:%d/" % port, timeout=DEFAULT_TIMEOUT)
+    assert str(info.value) == "cannot connect to 127.0.0.1:%d: Connection refused" % port
+    assert info.value.errno is not None
+    with pytest.raises(ssl.SSLError) as tls:
+        connect("wss://127.0.0.1:%d/" % echo.port, timeout=DEFAULT_TIMEOUT, ssl_context=ssl._create_unverified_context())
+    assert "cannot connect to 127.0.0.1:%d: the server is not speaking TLS" % echo.port in str(tls.value)
+
+
 def test_cli_ctrl_c_closes_with_1000(echo):
     proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", "client", "ws://127.0.0.1:%d/" % echo.port],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)

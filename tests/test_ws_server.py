@@ -291,6 +291,24 @@ def test_under_http_server_with_a_page_handler(app):
     app.wait_for(lambda ev: ev[-1][0] == "close")
 
 
+@pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "under HttpServer"])
+def test_an_exception_in_the_http_handler_answers_500_logged_once(app, wrapped, caplog):
+    def page(request):
+        if request.path == "/boom":
+            raise KeyError("no such page in the database")
+        return Response(200, "fine", {"Content-Type": "text/plain"})
+
+    ws = WsServer(app, http_handler=page)
+    with ServerThread(HttpServer(ws) if wrapped else ws) as st:
+        with caplog.at_level("INFO", logger="ratchet_sel"):
+            status, headers, body = http_exchange(st.port, b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert status == 500 and b"Internal Server Error" in body   # then the server closed: EOF came
+        assert http_exchange(st.port, b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\n")[2] == b"fine"
+    records = [r for r in caplog.records if "/boom" in r.getMessage() or "500" in r.getMessage()]
+    assert len(records) == 1 and records[0].levelname == "ERROR", [r.getMessage() for r in records]
+    assert "KeyError" in caplog.text
+
+
 def test_broadcast_encodes_once_for_many(app):
     with ServerThread(WsServer(app)) as st:
         clients = [WsClient(st.port) for _ in range(5)]

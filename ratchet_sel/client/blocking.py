@@ -13,7 +13,7 @@ from typing import Any, Deque, Iterator, Optional, Sequence, Union
 from ..io.stream import RECV_SIZE, send_small_writes_at_once
 from ..websocket.rfc6455 import CloseCode, Message
 from .handshake import ClientHandshake, parse_url
-from .options import client_offer, client_ssl_context
+from .options import client_offer, client_ssl_context, connect_error
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 
 __all__ = ["connect", "ClientConnection"]
@@ -46,7 +46,9 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
     - ``max_message_size``: the largest message accepted (1009 beyond it).
 
     Raises :class:`HandshakeError` when the server refuses or answers
-    wrongly, :class:`OSError` when it cannot be reached.
+    wrongly, :class:`OSError` when it cannot be reached (of the cause's type,
+    naming the address: ``ConnectionRefusedError: cannot connect to
+    127.0.0.1:1234: Connection refused``).
     """
     target = parse_url(url)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -56,6 +58,8 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except socket.timeout:
         raise TimeoutError("no TCP connection to %s:%d within %s s" % (target.host, target.port, timeout)) from None
+    except OSError as exc:
+        raise connect_error(exc, target.host, target.port) from None
     try:
         send_small_writes_at_once(sock)
         if target.secure:
@@ -66,6 +70,8 @@ def connect(url: str, *, subprotocols: Sequence[str] = (), headers: Any = None, 
             except socket.timeout:
                 raise TimeoutError("no TLS handshake with %s:%d within %s s"
                                    % (target.host, target.port, timeout)) from None
+            except OSError as exc:
+                raise connect_error(exc, target.host, target.port) from None
         sock.settimeout(_remaining(deadline))
         sock.sendall(handshake.request)
         while True:

@@ -4,8 +4,8 @@ Each line read from stdin is sent as a text message; each message received is
 printed on its own line (binary ones as ``[binary N bytes] <hex>``).  When
 stdin ends, the client waits until the server has been quiet for ``--wait``
 seconds (or until ``--count`` messages arrived), then closes with 1000;
-Ctrl-C closes with 1000 at once.  Exit status: 0 after a normal close, 1 with
-the close code and reason on stderr otherwise (or when connecting failed).
+Ctrl-C closes with 1000 at once.  The close code and reason are printed on
+stderr; the exit status is in :data:`EXIT_STATUS_HELP`.
 """
 
 import argparse
@@ -22,15 +22,24 @@ from .loop import connect_async
 from .options import client_ssl_context
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, NORMAL_CLOSE_CODES
 
-__all__ = ["add_client_command", "run_client", "format_message"]
+__all__ = ["add_client_command", "run_client", "format_message", "describe_close", "EXIT_STATUS_HELP"]
 
 log = logging.getLogger(__name__)
+
+#: The exit statuses of ``python -m ratchet_sel client``, as its ``--help`` shows them.
+EXIT_STATUS_HELP = """exit status:
+  0    the connection closed normally: code 1000, 1001, or a close frame without a code (1005)
+  1    it closed with any other code (1006: dropped without a close frame), or connecting or
+       the handshake failed (the reason is on stderr)
+  2    a bad argument (a usage error)
+  130  interrupted (Ctrl-C) before the connection opened"""
 
 
 def add_client_command(commands: Any) -> None:
     """Add the ``client`` subcommand to an argparse subparsers object."""
     help_text = "connect to a WebSocket server: stdin lines are sent, messages received are printed"
-    command = commands.add_parser("client", help=help_text, description=help_text)
+    command = commands.add_parser("client", help=help_text, description=help_text, epilog=EXIT_STATUS_HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("url", help="ws:// or wss:// URL")
     command.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'",
                          help="an extra request header (repeatable)")
@@ -51,6 +60,15 @@ def add_client_command(commands: Any) -> None:
                          help="largest message accepted (default: %(default)s)")
     command.add_argument("--show-headers", action="store_true",
                          help="print the 101 response's headers to stderr once connected")
+
+
+def describe_close(code: Optional[int], reason: str) -> str:
+    """The line printed when the connection ends: its close code and reason."""
+    if code is None or code == CloseCode.NO_STATUS:
+        return "connection closed without a close code"
+    if code == CloseCode.ABNORMAL:
+        return "connection closed with code 1006: dropped without a close frame"
+    return "connection closed with code %d%s" % (code, ": " + reason if reason else "")
 
 
 def format_message(message: Any) -> str:
@@ -94,16 +112,13 @@ class _Session:
             self._maybe_finish()
 
     def on_close(self, conn: Any) -> None:
-        code, reason = conn.close_code, conn.close_reason
-        if code in NORMAL_CLOSE_CODES:
-            self.exit_status = 0
-        else:
-            print("connection closed with code %s%s" % (code, ": " + reason if reason else ""), file=sys.stderr)
-            self.exit_status = 1
+        code = conn.close_code
+        print(describe_close(code, conn.close_reason), file=sys.stderr)
+        self.exit_status = 0 if code in NORMAL_CLOSE_CODES else 1
         self.loop.stop()
 
     def on_error(self, conn: Any, exc: BaseException) -> None:
-        print("error: %s" % exc, file=sys.stderr)
+        print("error: %s" % (exc.strerror if isinstance(exc, OSError) and exc.strerror else exc), file=sys.stderr)
         if conn.is_open:
             conn.close(CloseCode.INTERNAL_ERROR, "client error")
         elif self.conn is None or conn.close_code is None:

@@ -16,7 +16,7 @@ from ..io.stream import Stream, StreamOwner
 from ..websocket.protocol import State
 from ..websocket.rfc6455 import CloseCode, Message
 from .handshake import ClientHandshake, HandshakeError, Target, parse_url
-from .options import client_offer, client_ssl_context
+from .options import client_offer, client_ssl_context, connect_error
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, ClientProtocol, ConnectionClosed
 
 __all__ = ["connect_async", "AsyncClientConnection"]
@@ -114,8 +114,8 @@ class AsyncClientConnection(StreamOwner):
         self._begin_handshake()
 
     def stream_failed(self, stream: Stream, exc: BaseException) -> None:
-        """Resolution, TCP or TLS failed: the attempt fails (``on_error``)."""
-        self._fail_attempt(exc)
+        """Resolution, TCP or TLS failed: the attempt fails (``on_error``, the error naming the address)."""
+        self._fail_attempt(connect_error(exc, self._target.host, self._target.port))
 
     def stream_ended(self, stream: Stream, exc: Optional[BaseException]) -> None:
         """The server ended TCP (or it failed): the end of the handshake or of the connection."""

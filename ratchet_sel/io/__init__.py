@@ -6,7 +6,8 @@
 """
 
 from .loop import Handle, Loop, TimerHandle
-from .listener import IoServer, bind_listener
+from .listener import IoServer, bind_listener, exit_on_startup_error
 from .stream import Connection
 
-__all__ = ["Loop", "Handle", "TimerHandle", "Connection", "IoServer", "bind_listener"]
+__all__ = ["Loop", "Handle", "TimerHandle", "Connection", "IoServer", "bind_listener",
+           "exit_on_startup_error"]

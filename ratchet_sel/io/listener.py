@@ -8,18 +8,19 @@ their opening, end and release to it through its ``stream_*`` methods.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import signal
 import socket
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ..ops.stats import STATS
 from .loop import Loop
 from .stream import (WOULD_BLOCK, Connection, StreamOwner, StreamState, address_family, describe_address,
                      kernel_unsent_bytes)
 
-__all__ = ["IoServer", "Connection", "bind_listener", "DEFAULT_MAX_CONNECTIONS"]
+__all__ = ["IoServer", "Connection", "bind_listener", "exit_on_startup_error", "DEFAULT_MAX_CONNECTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,35 @@ def bind_listener(address: str, port: int, *, backlog: Optional[int] = 1024,
         where = "[%s]:%d" % (address, port) if family == socket.AF_INET6 else "%s:%d" % (address, port)
         raise OSError(exc.errno, "cannot listen on %s: %s" % (where, exc.strerror or exc)) from exc
     return sock
+
+
+@contextlib.contextmanager
+def exit_on_startup_error(status: int = 1) -> Iterator[None]:
+    """Turn an :class:`OSError` raised inside the block into one logged line and ``SystemExit(status)``.
+
+    For a program's start, where a busy port or a missing certificate is
+    the user's to fix, not a bug to trace::
+
+        with exit_on_startup_error():
+            server = IoServer.factory(WsServer(Chat()), args.port, args.host)
+        server.run()
+
+    The listening calls' errors already name the address and the port
+    (``cannot listen on 0.0.0.0:8080: Address already in use``); the line
+    is logged at ERROR on the ``ratchet_sel`` logger.
+    """
+    try:
+        yield
+    except OSError as exc:
+        logging.getLogger("ratchet_sel").error("%s", startup_error_text(exc))
+        raise SystemExit(status) from None
+
+
+def startup_error_text(exc: OSError) -> str:
+    """The one-line message of a start-up :class:`OSError` (no ``[Errno N]`` prefix when it has a text)."""
+    if exc.strerror and exc.filename is not None:
+        return "%s: %s" % (exc.filename, exc.strerror)
+    return str(exc.strerror or exc)
 
 
 class IoServer(StreamOwner):

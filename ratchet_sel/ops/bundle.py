@@ -48,7 +48,9 @@ DEFAULT_INTERPRETER = "/usr/bin/env python3"
 
 # What never goes into a bundle from the package folder.
 _SKIPPED_DIRS = {"__pycache__", "tests", "test", "scripts"}
-_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp", "~")
+# Compiled extensions cannot be imported from a zip (an in-place-built _speedups.*.so
+# would only be dead weight): the bundle always runs the pure-Python path.
+_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp", "~", ".so", ".pyd", ".dylib")
 
 _MAIN_TEMPLATE = '''\
 # Written by "python -m ratchet_sel bundle": run {module} as the main program.
@@ -101,8 +103,10 @@ def build_bundle(app: Optional[str], output: Optional[str] = None, *, interprete
 
     Without ``app`` (``None``) the archive runs ratchet_sel's own command line
     (``python3 ratchet_sel.pyz chat --port 8000``).  ``output`` defaults to the
-    application's name with ``.pyz`` next to it (``ratchet_sel.pyz`` in the
-    current folder without ``app``).
+    application's name with ``.pyz`` in the current folder, as ``zipapp``
+    does (``ratchet_sel.pyz`` without ``app``), never beside the source.
+    Compiled extension files (``.so``, ``.pyd``, ``.dylib``) are left out:
+    they cannot load from a zip.
     ``interpreter`` is the shebang line (without ``#!``); an empty string writes
     none.  ``compress`` deflates the members (smaller file, slower start).
     ``include`` names files or folders to put at the top of the archive beside the
@@ -118,7 +122,7 @@ def build_bundle(app: Optional[str], output: Optional[str] = None, *, interprete
             raise BundleError("no such application file: %s" % app)
         module = _module_name(app)
         if output is None:
-            output = os.path.splitext(app)[0] + ".pyz"
+            output = module + ".pyz"
     if os.path.isdir(output):
         raise BundleError("the output %s is a folder; give a file name such as %s.pyz" % (output, module))
     extras = list(include)
@@ -207,7 +211,7 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
                          help="the application's main script; without it, the archive runs ratchet_sel's "
                               "own command line (python3 ratchet_sel.pyz chat --port 8000)")
     command.add_argument("-o", "--output", metavar="APP.pyz",
-                         help="the archive to write (default: APP.pyz next to APP.py, or ratchet_sel.pyz)")
+                         help="the archive to write (default: APP.pyz, or ratchet_sel.pyz, in the current folder)")
     command.add_argument("--python", default=DEFAULT_INTERPRETER, metavar="INTERPRETER",
                          help="the interpreter of the shebang line; '' for none (default: %(default)s)")
     command.add_argument("--compress", action="store_true",

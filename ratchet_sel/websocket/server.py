@@ -48,7 +48,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
     - ``strict_subprotocols``: refuse (400) clients that offer subprotocols of
       which none is supported, instead of answering without one.
     - ``http_handler(request) -> Response``: answers requests that are not
-      upgrades (by default 426 Upgrade Required).
+      upgrades (by default 426 Upgrade Required); an exception in it is logged
+      and answered 500.
     - ``write_limit`` (8 MiB): the most bytes buffered for a client that does
       not read.  ``slow_client_policy`` says what happens past it: ``"close"``
       (default: close with 1008 and a reason) or ``"drop"`` (drop the
@@ -228,8 +229,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
     def _handshake(self, conn: Any, request: Request, rest: bytes) -> None:
         version = detect_version(request)
         if version is None:
-            response = self.http_handler(request) or self._upgrade_required(request)
-            send_response(conn, response)
+            self._answer_plain_request(conn, request)
             return
         if request.body:
             # An upgrade has no HTTP body: what a Content-Length announced is
@@ -256,6 +256,16 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
                           agreement.extension)
         conn.send(agreement.response)
         self._open(ws, rest)
+
+    def _answer_plain_request(self, conn: Any, request: Request) -> None:
+        # A request without Upgrade goes to http_handler; its exception is a 500, logged once.
+        try:
+            response = self.http_handler(request) or self._upgrade_required(request)
+        except Exception:
+            log.exception("%r: http_handler raised for %s %s; answered 500", conn, request.method, request.path)
+            STATS.refused[500] = STATS.refused.get(500, 0) + 1
+            response = error_response(500, "Internal Server Error")
+        send_response(conn, response)
 
     def _draft_handshake(self, conn: Any, request: Request, version: str, rest: bytes) -> None:
         try:

@@ -53,7 +53,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from ..io.listener import IoServer, bind_listener
+from ..io.listener import IoServer, bind_listener, exit_on_startup_error
 from ..io.loop import Loop
 from ..ops import stats
 from ..pubsub.envelope import renew_node_id
@@ -514,10 +514,13 @@ def run_workers(factory: Callable[[Worker], Any], address: str = "0.0.0.0", port
     """Serve ``factory(worker)`` from ``workers`` processes on one port until SIGTERM/SIGINT.
 
     The one-call form of :class:`Workers` (whose keywords it takes); logs the
-    URL once and returns the master's exit status.
+    URL once and returns the master's exit status.  A port that cannot be
+    bound (busy, or privileged) is logged in one line naming the address and
+    ends the program with ``SystemExit(1)``, as :func:`~ratchet_sel.io.listener.exit_on_startup_error`.
     """
     master = Workers(factory, workers, **kwargs)
-    host, bound_port = master.listen(address, port, ssl_context=ssl_context)
+    with exit_on_startup_error():
+        host, bound_port = master.listen(address, port, ssl_context=ssl_context)
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     log.info("listening on %s://%s:%d/ with %d workers", "wss" if ssl_context is not None else "ws",
              "[%s]" % shown if ":" in shown else shown, bound_port, workers)

@@ -7,7 +7,8 @@ Three programs, each its own process:
 - ``webapp``: a tiny blog (stdlib ``http.server``) with a "new post" form.  When
   a post is saved it pushes it to the socket server, which has no idea the blog
   exists: through Redis (``PUBLISH ratchet_sel:<category> <json>``) or through
-  the socket server's ``POST /publish`` endpoint.
+  the socket server's ``POST /publish`` endpoint, with
+  :class:`ratchet_sel.pubsub.Publisher` either way.
 - ``post``: the same push, once, from the command line (what a cron job or a
   CMS hook would do).
 
@@ -36,22 +37,17 @@ import json
 import logging
 import os
 import re
-import socket
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ratchet_sel import IoServer, MessageComponent, WsServer, exit_on_startup_error  # noqa: E402
 from ratchet_sel.http import Request, Response  # noqa: E402
-from ratchet_sel.pubsub import PublishEndpoint, RedisPubSub, Topics  # noqa: E402
-from ratchet_sel.pubsub.redis import parse_redis_url  # noqa: E402
-from ratchet_sel.pubsub.resp import RedisError, RespParser, encode_command  # noqa: E402
+from ratchet_sel.pubsub import PublishEndpoint, PublishError, Publisher, RedisPubSub, Topics  # noqa: E402
 from ratchet_sel.websocket import CloseCode  # noqa: E402
 
 log = logging.getLogger("push")
@@ -208,53 +204,21 @@ def new_post(category: str, title: str, article: str = "") -> str:
     return json.dumps({"category": category, "title": title, "article": article, "when": int(time.time())})
 
 
-def push_via_redis(url: str, prefix: str, category: str, message: str, timeout: float = 5.0) -> int:
-    """``PUBLISH <prefix><category> <message>``; returns how many socket servers got it.
-
-    Any Redis client does this; here a few lines of RESP keep the example stdlib-only.
-    """
-    address = parse_redis_url(url)
-    commands = []
-    if address.password is not None:
-        commands.append(("AUTH",) + ((address.username,) if address.username else ()) + (address.password,))
-    commands.append(("PUBLISH", prefix + category, message))
-    sock = socket.create_connection((address.host, address.port), timeout=timeout)
-    if address.tls:
-        import ssl
-
-        sock = ssl.create_default_context().wrap_socket(sock, server_hostname=address.host)
-    with sock:
-        sock.sendall(b"".join(encode_command(*command) for command in commands))
-        parser, replies = RespParser(), []  # type: ignore[var-annotated]
-        while len(replies) < len(commands):
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("Redis closed the connection")
-            replies.extend(parser.feed(data))
-    for reply in replies:
-        if isinstance(reply, RedisError):
-            raise RuntimeError("Redis refused: %s" % reply.message)
-    return int(replies[-1])
-
-
-def push_via_http(base_url: str, token: str, category: str, message: str, timeout: float = 5.0) -> Dict[str, Any]:
-    """``POST <base_url>/publish?topic=<category>`` with the bearer token; returns the server's answer."""
-    url = base_url.rstrip("/") + "/publish?" + urllib.parse.urlencode({"topic": category})
-    request = urllib.request.Request(url, data=message.encode("utf-8"), method="POST", headers={
-        "Authorization": "Bearer " + token, "Content-Type": "text/plain; charset=utf-8"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read().decode("utf-8"))
-
-
 def publisher(args: argparse.Namespace) -> Callable[[str, str], str]:
-    """A function ``(category, message) -> summary`` pushing the way the arguments say."""
+    """A function ``(category, message) -> summary`` pushing the way the arguments say.
+
+    One :class:`~ratchet_sel.pubsub.Publisher` (blocking, standard library
+    only) keeps its connection to Redis or to the socket server for every post.
+    """
     if args.redis:
-        return lambda category, message: "%d socket server(s) got it through Redis" % push_via_redis(
-            args.redis, args.redis_prefix, category, message)
+        redis = Publisher(args.redis, prefix=args.redis_prefix)
+        return lambda category, message: "%d socket server(s) got it through Redis" % redis.publish(
+            category, message)
     if not args.token:
         raise SystemExit("--http needs --token (the socket server's --publish-token)")
-    return lambda category, message: "%(local_subscribers)d browser(s) got it over HTTP" % push_via_http(
-        args.http, args.token, category, message)
+    http = Publisher(args.http.rstrip("/") + "/publish", token=args.token)
+    return lambda category, message: "%(local_subscribers)d browser(s) got it over HTTP" % http.publish(
+        category, message)
 
 
 def run_post(args: argparse.Namespace) -> int:
@@ -264,9 +228,8 @@ def run_post(args: argparse.Namespace) -> int:
     push = publisher(args)
     try:
         print(push(args.category, new_post(args.category, args.title, args.article)))
-    except (OSError, RuntimeError, ValueError) as exc:
-        body = exc.read().decode("utf-8", "replace").strip() if isinstance(exc, urllib.error.HTTPError) else ""
-        log.error("could not push: %s %s", exc, body)
+    except (OSError, PublishError, ValueError) as exc:
+        log.error("could not push: %s", exc)
         return 1
     return 0
 
@@ -305,7 +268,7 @@ def run_webapp(args: argparse.Namespace) -> int:
             # A real blog saves the post here, then pushes it.
             try:
                 summary = push(category, new_post(category, title, form.get("article", [""])[0]))
-            except (OSError, RuntimeError, ValueError) as exc:
+            except (OSError, PublishError, ValueError) as exc:
                 self._page("<p>Saved, but the push failed: %s</p>" % html.escape(str(exc)), 502)
                 return
             self._page("<p>Published &ldquo;%s&rdquo; in %s: %s.</p>" % (html.escape(title), category,

@@ -26,6 +26,7 @@ from .server import FlashPolicy, IpBlackList, OriginCheck, TrustedProxies
 from .http import HealthCheck, Responder, Router, StaticFiles
 from .session import SessionProvider
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
+from .ops.health import HealthEndpoint
 from .ops.metrics import MetricsEndpoint
 from .wamp import WampServer, WampServerInterface
 from .workers import Workers, run_workers
@@ -39,7 +40,7 @@ __all__ = [
     "WsServer", "WsConnection", "CloseCode", "broadcast",
     "App", "Router", "StaticFiles", "Responder", "HealthCheck",
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
-    "Topics", "RedisPubSub", "PublishEndpoint", "MetricsEndpoint",
+    "Topics", "RedisPubSub", "PublishEndpoint", "MetricsEndpoint", "HealthEndpoint",
     "WampServer", "WampServerInterface", "Workers", "run_workers",
     "speedups_enabled",
 ]

@@ -13,6 +13,7 @@ from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, RoomPath, chat_http_handler
 from .http.request import parse_decimal
 from .http.server import HttpServer
+from .ops.health import HealthEndpoint
 from .ops.metrics import MetricsEndpoint
 from .server.origin import OriginCheck
 from .server.proxy import TrustedProxies
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="worker processes accepting on the same port, 1 to %d; the chat room "
                                   "spans them (default: %%(default)s: one process, no SO_REUSEPORT)"
                                   % MAX_WORKERS)
+        command.add_argument("--health", type=_health_path, metavar="PATH",
+                             help="answer GET PATH (e.g. /healthz) with 200 and a JSON status, whatever the "
+                                  "Host header: for load balancers; in every worker")
         command.add_argument("--log-level", default="INFO",
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
@@ -134,6 +138,13 @@ def _network(text: str) -> str:
     return text.strip()
 
 
+def _health_path(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "?# \t"):
+        raise argparse.ArgumentTypeError("a health path starts with '/' and has no query, such as /healthz; "
+                                         "not %r" % text)
+    return text
+
+
 def _token(text: str) -> str:
     if len(text) < 16 or any(ch.isspace() or not ch.isprintable() for ch in text):
         raise argparse.ArgumentTypeError("expected at least 16 printable characters without spaces")
@@ -190,6 +201,9 @@ def build_stack(args: argparse.Namespace, ws: WsServer, worker: Optional[Worker]
             worker.share_metrics()
             component = MetricsEndpoint(component, token=args.metrics_token, snapshots=worker.metrics_snapshots)
             component.watch_loop(worker.loop)
+    if args.health:   # outermost: no origin check or proxy rule may refuse a load balancer's probe
+        component = HealthEndpoint(component, args.health, topics=getattr(ws.component, "topics", None),
+                                   worker=None if worker is None else worker.index)
     if component is not ws:
         component = HttpServer(component)    # the guards need the parsed request
     return component

@@ -67,6 +67,13 @@ class App:
     ignored) against ``http_host``, or the route's own ``http_host``.  The
     server socket is bound here; ``run()`` serves until SIGINT/SIGTERM.
 
+    Health checks: a load balancer sends the backend's IP address as the Host
+    (``10.0.0.5:8080``), which matches no name, so a health route says
+    ``http_host="*"`` (any Host header, or none) and ``allowed_origins="*"``
+    (probes send no Origin)::
+
+        app.route("/healthz", HealthCheck(), allowed_origins="*", http_host="*")
+
     As in Ratchet, each ``WsServer`` that ``route()`` creates pings its
     connections every ``keepalive`` seconds (30; ``None`` turns it off) and
     closes those that stay silent.
@@ -114,7 +121,9 @@ class App:
         ``[http_host]``; unless it is ``"*"`` the component is wrapped in
         :class:`~ratchet_sel.OriginCheck` (which refuses requests without an
         Origin: pass ``"*"`` for pages that browsers navigate to).  Returns
-        the decorated component, as Ratchet does.
+        the decorated component, as Ratchet does.  ``http_host="*"`` serves the
+        route whatever the Host header says (an IP address, another name, none):
+        what a health route needs.
         """
         decorated = component if speaks_http(component) else self._websocket(component)
         host = http_host if http_host is not None else self.http_host
@@ -123,7 +132,7 @@ class App:
             decorated = OriginCheck(decorated, origins)
         for origin in origins:
             self._allow_flash(origin)
-        self.router.add(path, decorated, methods=ROUTE_METHODS, host=host)
+        self.router.add(path, decorated, methods=ROUTE_METHODS, host=None if host == "*" else host)
         log.debug("route %s (host %s) -> %r", path, host, decorated)
         return decorated
 

@@ -13,8 +13,8 @@ import pytest
 from support import recv_until_eof
 from wsclient import WsClient, http_exchange, upgrade_request
 
-from ratchet_sel import (App, HttpServer, IpBlackList, MessageComponent, OriginCheck, Responder, Router,
-                         StaticFiles, WsServer)
+from ratchet_sel import (App, HealthCheck, HttpServer, IpBlackList, MessageComponent, OriginCheck, Responder,
+                         Router, StaticFiles, WsServer)
 from ratchet_sel.app import speaks_http
 from ratchet_sel.server.flash import POLICY_REQUEST
 from ratchet_sel.session import MemorySessionHandler, SessionProvider
@@ -148,6 +148,22 @@ def test_routes_answer_only_for_their_host(tmp_path):
         raw = b"GET /files/a.txt HTTP/1.1\r\nHost: app.example:%d\r\n\r\n" % port
         assert http_exchange(port, raw)[2] == b"static a"
         assert http_exchange(port, raw.replace(b"app.example", b"other.example"))[0] == 404
+
+
+def test_a_health_route_with_http_host_star_answers_any_host_the_others_keep_their_host():
+    app = App("app.example", 0)
+    app.route("/ws", Echo())
+    app.route("/healthz", HealthCheck(), allowed_origins="*", http_host="*")
+    app.route("/strict", HealthCheck(), allowed_origins="*")          # the App's host only
+    with Running(app):
+        port = app.port
+        for host in ("10.0.0.5", "10.0.0.5:%d" % port, "127.0.0.1", "[::1]:80", "app.example", "lb.internal"):
+            status, _, body = http_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode())
+            assert (status, body) == (200, b"ok\n"), host
+        assert http_exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n")[:3:2] == (200, b"ok\n")   # no Host
+        assert http_exchange(port, b"GET /strict HTTP/1.1\r\nHost: 10.0.0.5\r\n\r\n")[0] == 404
+        assert http_exchange(port, b"GET /strict HTTP/1.1\r\nHost: app.example\r\n\r\n")[0] == 200
+        assert http_exchange(port, upgrade_request("/ws", extra=[origin(port, "app.example")]))[0] == 404
 
 
 def test_trusted_proxies_and_flash_policy():

@@ -7,12 +7,15 @@
 - :class:`RedisPubSub`: a hub spanning every process on one Redis server
   (:mod:`ratchet_sel.pubsub.redis`, RESP2 on the library's loop).
 - :class:`PublishEndpoint`: ``POST /publish`` with a bearer token, push over HTTP.
+- :func:`publish` and :class:`Publisher`: blocking, for other programs (a web view, a
+  cron job), through Redis or ``POST /publish`` (:mod:`ratchet_sel.pubsub.publisher`).
 """
 
 from .envelope import Publication
 from .http_publish import PublishEndpoint
+from .publisher import PublishError, Publisher, publish
 from .redis import RedisBackplane, RedisPubSub
 from .topics import Backplane, Topics, subscriber_key
 
 __all__ = ["Topics", "Backplane", "Publication", "subscriber_key", "RedisPubSub", "RedisBackplane",
-           "PublishEndpoint"]
+           "PublishEndpoint", "publish", "Publisher", "PublishError"]

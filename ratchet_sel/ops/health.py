@@ -15,12 +15,11 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional
 
-from ..component import ComponentDecorator
 from ..http.response import Response
 from ..http.server import refuse, send_response
-from ..server.guard import request_of
+from ..server.endpoint import Endpoint
 from .stats import STATS
 
 __all__ = ["HealthEndpoint", "health_status"]
@@ -51,7 +50,7 @@ def health_status(topics: Any = None, worker: Optional[int] = None) -> Dict[str,
     }
 
 
-class HealthEndpoint(ComponentDecorator):
+class HealthEndpoint(Endpoint):
     """Answers ``GET path`` with 200 and :func:`health_status` as JSON, on any Host.
 
     Every other request goes on to ``component``.  Place it right under
@@ -68,20 +67,14 @@ class HealthEndpoint(ComponentDecorator):
     def __init__(self, component: Any, path: str = "/healthz", *, topics: Any = None,
                  worker: Optional[int] = None, check: Optional[Callable[[], bool]] = None,
                  status: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
-        super().__init__(component)
         if not path.startswith("/"):
             raise ValueError("a health path starts with '/', not %r" % path)
-        self.path = path
+        super().__init__(component, path)
         self.check = check
         self.status = status or (lambda: health_status(topics, worker))
-        self._answered: Set[Any] = set()
 
-    def on_open(self, conn: Any, *args: Any) -> None:
-        request = request_of(conn, args)
-        if request is None or request.path != self.path:
-            self.component.on_open(conn, *args)
-            return
-        self._answered.add(conn)
+    def answer(self, conn: Any, request: Any) -> None:
+        """200 (or 503 when ``check`` says unhealthy) with the status as JSON; 405 to a method but GET."""
         if request.method != "GET":
             log.info("%r: %s %s refused: the health URL answers GET", conn, request.method, self.path)
             refuse(conn, 405, "The health URL answers GET", {"Allow": "GET"})
@@ -92,25 +85,3 @@ class HealthEndpoint(ComponentDecorator):
             body["status"] = "unhealthy"
         send_response(conn, Response(200 if healthy else 503, json.dumps(body) + "\n",
                                      {"Content-Type": "application/json", "Cache-Control": "no-store"}))
-
-    def on_message(self, conn: Any, msg: Any) -> None:
-        if conn not in self._answered:
-            self.component.on_message(conn, msg)
-
-    def on_close(self, conn: Any) -> None:
-        if conn in self._answered:
-            self._answered.discard(conn)
-        else:
-            self.component.on_close(conn)
-
-    def on_error(self, conn: Any, exc: BaseException) -> None:
-        if conn in self._answered:
-            conn.close()
-        else:
-            self.component.on_error(conn, exc)
-
-    def on_shutdown(self, conn: Any) -> None:
-        if conn in self._answered:
-            conn.close()
-        else:
-            super().on_shutdown(conn)

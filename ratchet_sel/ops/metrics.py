@@ -29,10 +29,9 @@ import ipaddress
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from ..component import ComponentDecorator
-from ..server.guard import request_of
+from ..server.endpoint import Endpoint
 from ..http.response import Response
 from ..http.server import refuse, send_response
 from .stats import STATS
@@ -202,7 +201,7 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-class MetricsEndpoint(ComponentDecorator):
+class MetricsEndpoint(Endpoint):
     """Answers ``GET path`` (``/metrics``) with the exposition; passes every other request on.
 
     Place it under :class:`~ratchet_sel.http.HttpServer` and above
@@ -222,15 +221,13 @@ class MetricsEndpoint(ComponentDecorator):
     def __init__(self, component: Any, *, token: Optional[str] = None, path: str = "/metrics",
                  snapshots: Optional[Callable[[], List[Dict[str, Any]]]] = None,
                  loop_interval: Optional[float] = 1.0) -> None:
-        super().__init__(component)
         if token is not None and not token:
             raise ValueError("an empty token would admit everyone; pass None for loopback-only access")
+        super().__init__(component, path)
         self.token = token
-        self.path = path
         self.snapshots = snapshots or (lambda: [snapshot()])
         self.loop_interval = loop_interval
         self.monitor: Optional[LoopMonitor] = None
-        self._answered: Set[Any] = set()
 
     def watch_loop(self, loop: Any) -> None:
         """Start measuring ``loop`` now (else it starts with the first connection)."""
@@ -238,13 +235,12 @@ class MetricsEndpoint(ComponentDecorator):
             self.monitor = LoopMonitor(loop, self.loop_interval).start()
 
     def on_open(self, conn: Any, *args: Any) -> None:
-        request = request_of(conn, args)
         if self.monitor is None and self.loop_interval and getattr(conn, "loop", None) is not None:
             self.watch_loop(conn.loop)
-        if request is None or request.path != self.path:
-            self.component.on_open(conn, *args)
-            return
-        self._answered.add(conn)
+        super().on_open(conn, *args)
+
+    def answer(self, conn: Any, request: Any) -> None:
+        """The exposition to an admitted scrape; 401, 403 or 405 otherwise."""
         refusal = self._refusal(conn, request)
         if refusal is not None:
             status, reason, headers = refusal
@@ -268,25 +264,3 @@ class MetricsEndpoint(ComponentDecorator):
             return None
         log.info("%r: metrics scrape from a non-loopback peer refused", conn)
         return 403, "Metrics are served to loopback peers only", None
-
-    def on_message(self, conn: Any, msg: Any) -> None:
-        if conn not in self._answered:
-            self.component.on_message(conn, msg)
-
-    def on_close(self, conn: Any) -> None:
-        if conn in self._answered:
-            self._answered.discard(conn)
-        else:
-            self.component.on_close(conn)
-
-    def on_error(self, conn: Any, exc: BaseException) -> None:
-        if conn in self._answered:
-            conn.close()
-        else:
-            self.component.on_error(conn, exc)
-
-    def on_shutdown(self, conn: Any) -> None:
-        if conn in self._answered:
-            conn.close()
-        else:
-            super().on_shutdown(conn)

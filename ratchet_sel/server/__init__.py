@@ -1,6 +1,7 @@
 """Ratchet's connection decorators (as Ratchet's ``Server/``): each wraps the next component.
 
 - :mod:`~ratchet_sel.server.guard`: :class:`Guard`, refusing a connection before the upgrade;
+- :mod:`~ratchet_sel.server.endpoint`: :class:`Endpoint`, answering one URL path itself (metrics, health);
 - :mod:`~ratchet_sel.server.origin`: :class:`OriginCheck`;
 - :mod:`~ratchet_sel.server.blacklist`: :class:`IpBlackList`;
 - :mod:`~ratchet_sel.server.proxy`: :class:`TrustedProxies` (the client's address behind a proxy);
@@ -9,12 +10,13 @@
 """
 
 from .blacklist import IpBlackList
+from .endpoint import Endpoint
 from .flash import FlashPolicy
 from .guard import Guard, Refusal
 from .origin import OriginCheck
 from .proxy import TrustedProxies
 
-__all__ = ["Guard", "Refusal", "OriginCheck", "IpBlackList", "TrustedProxies", "FlashPolicy"]
+__all__ = ["Endpoint", "Guard", "Refusal", "OriginCheck", "IpBlackList", "TrustedProxies", "FlashPolicy"]
 
 # Before wave 3, ``ratchet_sel.server`` was the module of IoServer and its
 # transport; those names still import from here, from their new home.

@@ -171,6 +171,12 @@ class RawRedis:
         self.close()
 
 
+def wait_subscribers(port: int, channel: str, count: int) -> None:
+    """Wait until ``channel`` has ``count`` subscribers on the Redis at ``port``."""
+    with RawRedis(port) as raw:
+        wait_until(lambda: raw.numsub(channel) == count, 15, "%d subscribers of %s" % (count, channel))
+
+
 class ServerProcess:
     """A server in a child process, run from the checkout; ``port`` once it logs ``url_pattern``."""
 

@@ -5,7 +5,8 @@ import threading
 import time
 
 import pytest
-from redis_support import REDIS_SERVER, SKIP_REASON, ChatProcess, RawRedis, RedisProcess, free_port, wait_until
+from redis_support import (REDIS_SERVER, SKIP_REASON, ChatProcess, RawRedis, RedisProcess, free_port,
+                           wait_subscribers, wait_until)
 from support import ServerThread
 from wsclient import WsClient
 
@@ -25,11 +26,6 @@ TOKEN = "publisher-test-token"
 def redis():
     with RedisProcess() as server:
         yield server
-
-
-def wait_subscribers(port: int, channel: str, count: int) -> None:
-    with RawRedis(port) as raw:
-        wait_until(lambda: raw.numsub(channel) == count, 15, "%d subscribers of %s" % (count, channel))
 
 
 # -- Redis -----------------------------------------------------------------------------------

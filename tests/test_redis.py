@@ -14,7 +14,7 @@ from typing import Any, List
 
 import pytest
 from redis_support import (REDIS_SERVER, SKIP_REASON, ChatProcess, Forwarder, RawRedis, RedisProcess, free_port,
-                           wait_until)
+                           wait_subscribers, wait_until)
 from support import ServerThread
 from wsclient import WsClient
 
@@ -32,11 +32,6 @@ TOKEN = "s3cret-token"
 def redis():
     with RedisProcess() as server:
         yield server
-
-
-def wait_subscribers(port: int, channel: str, count: int) -> None:
-    with RawRedis(port) as raw:
-        wait_until(lambda: raw.numsub(channel) == count, 15, "%d subscribers of %s" % (count, channel))
 
 
 def chat_pair(redis: RedisProcess, *extra: str):

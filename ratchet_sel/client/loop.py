@@ -79,7 +79,6 @@ class AsyncClientConnection(StreamOwner):
         self._state = _CONNECTING
         self._handshaking = False  # CONNECTING: TCP (and TLS) first, then the opening handshake
         self._timer: Any = None
-        self._failure: Optional[BaseException] = None
         if connect_timeout is not None:
             self._start(ssl_context, connect_timeout)
 
@@ -143,7 +142,6 @@ class AsyncClientConnection(StreamOwner):
         if self._state is not _CONNECTING:
             return
         log.info("%r: connection failed: %s", self, exc)
-        self._failure = exc
         self._state = _CLOSED
         self._cancel_timer()
         if self._stream is not None:

@@ -188,7 +188,7 @@ class HixieProtocol:
     """
 
     __slots__ = ("version", "parser", "state", "outgoing", "close_code", "close_reason",
-                 "close_timeout", "close_transport", "expect_close_within", "may_answer")
+                 "close_timeout", "close_transport", "expect_close_within")
 
     def __init__(self, version: str, *, max_message_size: int, close_timeout: float = 5.0) -> None:
         self.version = version
@@ -200,8 +200,6 @@ class HixieProtocol:
         self.close_timeout = close_timeout
         self.close_transport = False
         self.expect_close_within: Optional[float] = None
-        #: Unused (the drafts have no pings to answer); there for the driver's common interface.
-        self.may_answer: Any = None
 
     def data_to_send(self) -> bytes:
         """The bytes queued for the peer (and forget them)."""

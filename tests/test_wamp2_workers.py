@@ -1,13 +1,15 @@
 """WAMP v2 across processes: calls between workers through the master, events through the hub or Redis."""
 
 import os
+import re
+import signal
 import sys
 from typing import Dict, List
 
 import pytest
 
 from support import ensure_fd_limit
-from test_workers import SERVING, RedisServer, ServerProcess, redis_server_path
+from test_workers import SERVING, ServerProcess
 from wamp2_client import Wamp2Client
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="prefork workers need os.fork")
@@ -46,7 +48,7 @@ def test_calls_and_events_between_two_workers():
     server = start_router(2)
     clients: List[Wamp2Client] = []
     try:
-        port = int(server.wait_for(__import__("re").compile(r"ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        port = int(server.wait_for(re.compile(r"ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
         by_pid = clients_on_each_worker(server, port, 2)
         (callee, caller_here), (caller, other) = by_pid.values()
         clients = [c for found in by_pid.values() for c in found]
@@ -78,6 +80,30 @@ def test_calls_and_events_between_two_workers():
         # its procedure is free again, for a client of the other worker
         assert other.register("com.cross.echo")
         assert caller_here.call("com.cross.missing")[4] == "wamp.error.no_such_procedure"
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_callee_worker_that_dies_mid_call_answers_with_error():
+    ensure_fd_limit(256)
+    server = start_router(2)
+    clients: List[Wamp2Client] = []
+    try:
+        port = int(server.wait_for(re.compile(r"ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        by_pid = clients_on_each_worker(server, port, 1, "wamp.2.msgpack")
+        (victim_pid, (callee,)), (_, (caller,)) = by_pid.items()
+        clients = [callee, caller]
+        callee.register("com.doomed")
+        caller.send([48, 1, {}, "com.doomed", ["x"]])
+        assert callee.recv()[0] == 68
+        os.kill(victim_pid, signal.SIGKILL)
+        assert caller.recv()[:5] == [8, 48, 1, {}, "wamp.error.canceled"]
+        assert caller.call("com.doomed")[4] == "wamp.error.no_such_procedure"
+        server.wait_for(SERVING, 3)     # replaced
     finally:
         for client in clients:
             client.close()

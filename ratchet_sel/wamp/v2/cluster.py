@@ -139,7 +139,7 @@ class WorkerLink:
         message: Dict[str, Any] = {"op": "call", "id": forward_id, "realm": caller.realm_name, "uri": uri,
                                    "args": args or [], "kwargs": kwargs or {}}
         timeout = options.get("timeout")
-        if type(timeout) in (int, float) and timeout > 0:
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
             message["options"] = {"timeout": timeout}
         try:
             payload = _JSON.encode(message).encode("utf-8")

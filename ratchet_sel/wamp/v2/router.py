@@ -264,7 +264,10 @@ class WampRouter(ComponentInterface):
         the shared realm).  Returns the publication id.  ``ValueError`` for
         a payload JSON cannot carry.
         """
-        return self.realms[realm or self.shared_realm].broker.publish(uri, args, kwargs, exclude, eligible)
+        name = realm if realm is not None else self.shared_realm
+        if name not in self.realms:
+            raise KeyError("no realm %r" % name)
+        return self.realms[name].broker.publish(uri, args, kwargs, exclude, eligible)
 
     def session_count(self) -> int:
         """How many sessions are joined to a realm now."""

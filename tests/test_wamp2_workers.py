@@ -11,6 +11,7 @@ import pytest
 from support import ensure_fd_limit
 from test_workers import SERVING, ServerProcess
 from wamp2_client import Wamp2Client
+from wsclient import http_exchange
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="prefork workers need os.fork")
 
@@ -107,5 +108,31 @@ def test_a_callee_worker_that_dies_mid_call_answers_with_error():
     finally:
         for client in clients:
             client.close()
+        server.stop()
+    assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_the_wamp_command_in_one_process_with_health_and_two_realms():
+    server = ServerProcess([sys.executable, "-m", "ratchet_sel", "wamp", "--realm", "realm1", "--realm", "com.other",
+                            "--host", "127.0.0.1", "--port", "0", "--health", "/healthz"])
+    try:
+        line = server.wait_for(re.compile(r"WAMP router listening on ws://127\.0\.0\.1:(\d+)/ \(realms realm1, "
+                                          r"com\.other; wamp\.2\.json, wamp\.2\.msgpack, wamp\)"))[0]
+        port = int(line.group(1))
+        status, _, body = http_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+        assert status == 200 and b'"ok"' in body
+        with Wamp2Client(port, "wamp.2.msgpack", path="/any/path") as one, Wamp2Client(port) as two:
+            one.join("com.other")
+            two.join("com.other")
+            two.register("com.other.proc")
+            one.send([48, 1, {}, "com.other.proc", [1]])
+            invocation = two.recv()
+            two.send([70, invocation[1], {}, [2]])
+            assert one.recv() == [50, 1, {}, [2]]
+            one.send([1, "realm1", {}])       # HELLO when established: a protocol violation
+            assert one.recv()[2] == "wamp.error.protocol_violation"
+        server.wait_for(re.compile(r"protocol violation: HELLO is not allowed in state ESTABLISHED"))
+    finally:
         server.stop()
     assert server.proc.returncode == 0, server.log()

@@ -136,3 +136,38 @@ def test_the_wamp_command_in_one_process_with_health_and_two_realms():
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_caller_worker_that_dies_mid_call_interrupts_the_callee():
+    ensure_fd_limit(256)
+    server = start_router(2)
+    clients: List[Wamp2Client] = []
+    try:
+        port = int(server.wait_for(re.compile(r"ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        by_pid = clients_on_each_worker(server, port, 1)
+        (_, (callee,)), (victim_pid, (caller,)) = by_pid.items()
+        clients = [callee, caller]
+        callee.register("com.survivor")
+        caller.send([48, 1, {}, "com.survivor"])
+        invocation = callee.recv()
+        os.kill(victim_pid, signal.SIGKILL)
+        assert callee.recv() == [69, invocation[1], {"mode": "killnowait"}]
+        callee.send([70, invocation[1], {}, ["too late"]])       # dropped quietly
+        replacement = int(server.wait_for(SERVING, 3)[2].group(2))
+        for _ in range(40):                                       # a new caller on the new worker
+            newcomer = Wamp2Client(port)
+            clients.append(newcomer)
+            if server.pid_of(newcomer.ws) == replacement:
+                break
+        assert server.pid_of(newcomer.ws) == replacement, "no client reached the new worker"
+        newcomer.join()
+        newcomer.send([48, 2, {}, "com.survivor", [1]])
+        invocation = callee.recv()
+        callee.send([70, invocation[1], {}, [2]])
+        assert newcomer.recv() == [50, 2, {}, [2]]
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    assert server.proc.returncode == 0, server.log()

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORK=/tmp/ratchet_sel-wamp2
+WORK=/tmp/ratchet_sel-wamp2-router
 mkdir -p "$WORK"
 
 if ! command -v redis-server >/dev/null 2>&1; then

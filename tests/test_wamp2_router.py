@@ -264,3 +264,53 @@ def test_v1_and_v2_share_topics():
         assert json.loads(old.recv_message()) == [8, "http://example.com/topic", {"args": [1, 2], "kwargs": {"k": 3}}]
         old.send(json.dumps([7, "http://example.com/topic", {"args": ["a"], "kwargs": {"b": 1}}]))
         assert v2.recv()[4:] == [["a"], {"b": 1}]
+
+
+def test_application_api_edges():
+    router = WampRouter(["realm1"], strict_uris=True)
+    with pytest.raises(ValueError):
+        router.register("Not.Strict", lambda: 1)
+    with pytest.raises(ValueError):
+        router.add_realm("bad realm")
+    with pytest.raises(KeyError):
+        router.register("com.x", lambda: 1, realm="nowhere")
+    router.register("com.x", lambda: 1)
+    with pytest.raises(ValueError, match="registered already"):
+        router.register("com.x", lambda: 2)
+    router.unregister("com.x")
+    router.register("com.x", lambda: 3)
+    seen = []
+
+    def handler(*args, details, **kwargs):
+        seen.append((args, kwargs, details.topic, details.publisher, details.realm))
+
+    router.subscribe("com.t", handler, details=True)
+    router.publish("com.t", ["a"], {"b": 1})
+    router.unsubscribe("com.t", handler)
+    router.publish("com.t", ["unseen"])
+    assert seen == [(("a",), {"b": 1}, "com.t", None, "realm1")]
+    with pytest.raises(ValueError):
+        router.publish("com.t", [object()])
+
+
+def test_hooks_that_raise_refuse_and_procedures_that_raise_answer_runtime_error(caplog):
+    def authorize(session, action, uri):
+        if action == "publish":
+            raise RuntimeError("hook bug")
+        return True
+
+    router = WampRouter(["realm1"], authorize=authorize, strict_uris=True)
+
+    def broken():
+        raise KeyError("secret detail")
+
+    router.register("com.broken", broken)
+    with serve(router) as server, Wamp2Client(server.port) as client:
+        client.join()
+        client.send([16, 1, {"acknowledge": True}, "com.topic", ["x"]])
+        assert client.recv()[:5] == [8, 16, 1, {}, "wamp.error.not_authorized"]
+        error = client.call("com.broken")
+        assert error[4] == "wamp.error.runtime_error" and "secret" not in str(error)
+        client.send([48, 9, {}, "Com.Upper"])                    # strict URIs: a violation
+        assert client.recv()[2] == "wamp.error.protocol_violation"
+    assert "hook bug" in caplog.text and "secret detail" in caplog.text

@@ -40,7 +40,8 @@ def test_join_and_call_server_procedures(router, subprotocol):
         assert 1 <= welcome[1] <= 2 ** 53
         roles = welcome[2]["roles"]
         assert set(roles) == {"broker", "dealer"}
-        assert roles["dealer"]["features"] == {"call_timeout": True, "call_canceling": True}
+        assert roles["dealer"]["features"] == {"call_timeout": True, "call_canceling": True,
+                                               "caller_identification": True}
         assert welcome[2]["authrole"] == "anonymous"
         assert client.call("com.add", [2, 3])[3] == [5]
         assert client.call("com.stats")[3:] == [[1, 2], {"total": 3}]
@@ -129,6 +130,17 @@ def test_calls_between_clients(router, callee_protocol):
         assert caller.recv() == [8, 48, 8, {}, "com.app.error", ["why"], {"detail": 1}]
         callee.send([70, invocation[1], {}, ["late"]])       # unknown by now: dropped, not a violation
         assert caller.call("com.add", [1, 1])[3] == [2]
+        # caller identification: asked by the caller (disclose_me) or by the callee (disclose_caller)
+        caller.send([48, 9, {"disclose_me": True}, "com.callee.echo"])
+        invocation = callee.recv()
+        assert invocation[3] == {"caller": caller.session_id, "caller_authid": "anonymous-%d" % caller.session_id,
+                                 "caller_authrole": "anonymous"}
+        callee.send([70, invocation[1], {}])
+        assert caller.recv() == [50, 9, {}]
+        callee.send([64, 20, {"disclose_caller": True}, "com.callee.disclosed"])
+        assert callee.recv()[:2] == [65, 20]
+        caller.send([48, 10, {}, "com.callee.disclosed"])
+        assert callee.recv()[3]["caller"] == caller.session_id
 
 
 def test_callee_leaving_timeout_cancel_and_limits():

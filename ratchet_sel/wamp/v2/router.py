@@ -49,7 +49,7 @@ WAMP2_SUBPROTOCOLS = ("wamp.2.json", "wamp.2.msgpack")
 #: The roles and feature flags announced in WELCOME: only what the router implements.
 ROUTER_ROLES = {
     "broker": {"features": {"publisher_exclusion": True, "subscriber_blackwhite_listing": True}},
-    "dealer": {"features": {"call_timeout": True, "call_canceling": True}},
+    "dealer": {"features": {"call_timeout": True, "call_canceling": True, "caller_identification": True}},
 }
 
 _violations = RateLimitedLog(log)
@@ -88,6 +88,10 @@ class RouterSession:
     def loop(self) -> Any:
         """The loop of the session's connection (for timers)."""
         return self.connection.loop
+
+    def identity(self, options: Optional[dict] = None) -> Dict[str, Any]:
+        """What caller identification discloses of this session (``options`` are not read)."""
+        return {"caller": self.session_id, "caller_authid": self.authid, "caller_authrole": self.authrole}
 
     def supports(self, role: str, feature: str) -> bool:
         """True if the client announced ``feature`` for ``role`` in its HELLO."""
@@ -451,7 +455,8 @@ class WampRouter(ComponentInterface):
             session.send_error(m.REGISTER, request_id, ERROR_LIMIT_REACHED,
                                ["more than %d registrations" % self.max_registrations])
         else:
-            registration = session.realm.dealer.register(session, uri)  # type: ignore[union-attr]
+            registration = session.realm.dealer.register(  # type: ignore[union-attr]
+                session, uri, options.get("disclose_caller") is True)
             if registration is None:
                 session.send_error(m.REGISTER, request_id, ERROR_PROCEDURE_ALREADY_EXISTS,
                                    ["procedure %s exists already" % uri])

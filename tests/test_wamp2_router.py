@@ -10,6 +10,7 @@ from ratchet_sel.wamp import WampServer, WampServerInterface
 from ratchet_sel.wamp.v2 import ApplicationError, Result, WampRouter, WampVersions
 from support import ServerThread
 from wamp2_client import Wamp2Client
+from ratchet_sel.websocket.rfc6455 import encode_message
 from wsclient import WsClient
 
 BOTH = ["wamp.2.json", "wamp.2.msgpack"]
@@ -233,17 +234,21 @@ def test_goodbye_then_join_again(router):
         assert client.call("com.add", [1, 2])[3] == [3]
 
 
-def test_violation_ends_one_session_only(router):
+def test_violation_ends_one_session_only(router, caplog):
+    caplog.set_level("INFO", logger="ratchet_sel.wamp.v2.router")
     with serve(router) as server, Wamp2Client(server.port) as good, Wamp2Client(server.port) as bad:
         good.join()
         bad.join()
-        bad.send([48, "one", {}, "com.add"])
+        bad.ws.send_raw(b"".join(b"".join(encode_message(bad.serializer.encode(message), mask_source=lambda: b"abcd"))
+                                 for message in ([48, "one", {}, "com.add"], [99], [98])))   # likely one read
+        bad.send([48, 2, {}, "com.add"])
         abort = bad.recv()
         assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation"
         assert "not a valid id" in abort[1]["message"]
         close = bad.ws.expect_close()
         assert close.code == 1002 and "not a valid id" in close.reason
         assert good.call("com.add", [1, 2])[3] == [3]
+    assert caplog.text.count("protocol violation") == 1     # what followed the violation was dropped
 
 
 def test_no_subprotocol_is_closed_with_a_reason(router):

@@ -52,8 +52,6 @@ ROUTER_ROLES = {
     "dealer": {"features": {"call_timeout": True, "call_canceling": True, "caller_identification": True}},
 }
 
-_violations = RateLimitedLog(log)
-
 
 class RouterSession:
     """One WAMP v2 session: what applications see in hooks and ``CallDetails``.
@@ -179,6 +177,8 @@ class WampRouter(ComponentInterface):
         self.sessions: Dict[Any, RouterSession] = {}      # WsConnection -> its current session
         #: The :class:`~ratchet_sel.wamp.v2.cluster.WorkerLink` once :meth:`span_workers` was called.
         self.workers_link: Any = None
+        #: Where protocol violations are logged: at most 10 lines a minute, the rest counted.
+        self.violation_log = RateLimitedLog(log)
         names = list(realms)
         self.shared_realm = shared_realm if shared_realm is not None else (names[0] if names else None)
         for name in names:
@@ -298,7 +298,8 @@ class WampRouter(ComponentInterface):
             if message is not None:
                 self._handlers[message[0]](session, message)
         except ProtocolViolation as exc:
-            self.violation(session, str(exc))
+            if session.protocol.state != CLOSED:     # what arrives after the end is dropped, unlogged
+                self.violation(session, str(exc))
 
     def on_close(self, conn: Any) -> None:
         """The WebSocket closed: its session leaves its realm."""
@@ -316,7 +317,7 @@ class WampRouter(ComponentInterface):
 
     def violation(self, session: RouterSession, reason: str) -> None:
         """End ``session`` for a protocol violation: ABORT, then a WebSocket close 1002, both with ``reason``."""
-        _violations.info("%r: protocol violation: %s", session, reason)
+        self.violation_log.info("%r: protocol violation: %s", session, reason)
         session.send([m.ABORT, {"message": reason}, ERROR_PROTOCOL_VIOLATION])
         self._leave(session)
         session.protocol.closed()

@@ -331,3 +331,22 @@ def test_hooks_that_raise_refuse_and_procedures_that_raise_answer_runtime_error(
         client.send([48, 9, {}, "Com.Upper"])                    # strict URIs: a violation
         assert client.recv()[2] == "wamp.error.protocol_violation"
     assert "hook bug" in caplog.text and "secret detail" in caplog.text
+
+
+def test_lone_surrogates_never_reach_a_peer():
+    router = WampRouter(["realm1"])
+    router.register("com.bad.text", lambda: "\ud800")
+    with serve(router) as server, Wamp2Client(server.port) as client, \
+            Wamp2Client(server.port, "wamp.2.msgpack") as other:
+        client.join()
+        other.join()
+        other.subscribe("com.t")
+        assert client.call("com.bad.text")[4] == "wamp.error.runtime_error"     # the app's value
+        assert other.call("com.bad.text")[4] == "wamp.error.runtime_error"
+        client.ws.send('[16,1,{"acknowledge":true},"com.t",["fine \\ud83d\\ude00"]]')    # an escaped pair
+        assert client.recv()[0] == 17
+        assert other.recv()[4] == ["fine \U0001F600"]
+        client.ws.send('[16,2,{},"com.t",["\\ud800"]]')                      # a client's: a violation
+        abort = client.recv()
+        assert abort[2] == "wamp.error.protocol_violation" and "surrogate" in abort[1]["message"]
+        assert other.call("com.bad.text")[4] == "wamp.error.runtime_error"     # still served

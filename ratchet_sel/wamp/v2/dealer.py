@@ -161,9 +161,11 @@ class Dealer:
             details = CallDetails(caller, uri, options) if registration.details else None
             error, out_args, out_kwargs = run_procedure(registration.handler, args, kwargs, details)
             if error is not None:
-                caller.send_error(m.CALL, request_id, error, out_args, out_kwargs)
+                sent = caller.send_error(m.CALL, request_id, error, out_args, out_kwargs)
             else:
-                caller.send_result(request_id, out_args, out_kwargs)
+                sent = caller.send_result(request_id, out_args, out_kwargs)
+            if not sent:    # the payload cannot be serialised for this caller: still an answer
+                caller.send_error(m.CALL, request_id, ERROR_RUNTIME, ["the answer cannot be serialised"])
             return
         if len(caller.calls) >= self.max_outstanding_calls:
             caller.send_error(m.CALL, request_id, ERROR_TOO_MANY_CALLS,

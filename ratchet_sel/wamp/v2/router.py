@@ -109,7 +109,11 @@ class RouterSession:
         except ValueError as exc:
             log.debug("%r: %s", self, exc)
             return False
-        self.connection.send(payload)
+        try:
+            self.connection.send(payload)
+        except UnicodeEncodeError as exc:       # a lone surrogate from the application's own values
+            log.warning("%r: %s not sent: %s", self, m.NAMES.get(message[0]), exc)
+            return False
         return True
 
     def send_error(self, request_type: int, request_id: int, error: str, args: Optional[list] = None,

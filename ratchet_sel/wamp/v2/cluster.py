@@ -126,8 +126,11 @@ class WorkerLink:
         realm = self.router.realms.get(realm_name)
         session = realm.sessions.get(session_id) if realm is not None else None
         if session is None or registration_id not in session.registrations:
-            if granted:
-                self.mailbox.release(key)      # the callee left (or unregistered) meanwhile
+            # The callee left (or unregistered) meanwhile, and its unregistering already sent a
+            # RELEASE.  Release again only if no newer registration here waits for this key.
+            uri = key.partition("\x00")[2]
+            if granted and (realm is None or uri not in realm.dealer.by_uri):
+                self.mailbox.release(key)
             return
         if granted:
             session.send([m.REGISTERED, request_id, registration_id])

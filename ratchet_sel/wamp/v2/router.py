@@ -35,7 +35,7 @@ from .dealer import DEFAULT_MAX_OUTSTANDING_CALLS, Dealer
 from .serializers import SerializationError, serializer_for
 from .session import CLOSED, ProtocolViolation, SessionProtocol
 
-__all__ = ["WampRouter", "RouterSession", "Realm", "DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_MAX_REGISTRATIONS",
+__all__ = ["WampRouter", "ApplicationApi", "RouterSession", "Realm", "DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_MAX_REGISTRATIONS",
            "WAMP2_SUBPROTOCOLS", "ROUTER_ROLES"]
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,80 @@ class Realm:
         return "<Realm %r: %d sessions>" % (self.name, len(self.sessions))
 
 
-class WampRouter(ComponentInterface):
+class ApplicationApi:
+    """The application side of :class:`WampRouter`: server-side procedures, subscribers, publications.
+
+    A base class of the router; it reads the router's ``realms``, ``uri_rule``
+    and ``shared_realm``.
+    """
+
+    realms: Dict[str, Realm]
+    shared_realm: Optional[str]
+    uri_rule: Callable[[Any], bool]
+
+    def _realms(self, realm: Optional[str]) -> List[Realm]:
+        if realm is None:
+            return list(self.realms.values())
+        if realm not in self.realms:
+            raise KeyError("no realm %r" % realm)
+        return [self.realms[realm]]
+
+    def register(self, uri: str, procedure: Callable[..., Any], realm: Optional[str] = None,
+                 details: bool = False) -> None:
+        """Serve procedure ``uri`` with ``procedure(*args, **kwargs)`` in ``realm`` (default: every realm).
+
+        ``details=True`` also passes ``details=``:class:`~ratchet_sel.wamp.v2.api.CallDetails`.
+        The function runs on the loop thread and returns the result (see
+        :class:`~ratchet_sel.wamp.v2.api.Result`) or raises
+        :class:`~ratchet_sel.wamp.v2.api.ApplicationError`.  ``ValueError``
+        if ``uri`` is invalid or registered already.
+        """
+        if not self.uri_rule(uri):
+            raise ValueError("not a valid procedure URI: %r" % uri)
+        for each in self._realms(realm):
+            each.dealer.add_procedure(uri, procedure, details)
+
+    def unregister(self, uri: str, realm: Optional[str] = None) -> None:
+        """Stop serving a procedure given to :meth:`register`."""
+        for each in self._realms(realm):
+            each.dealer.remove_procedure(uri)
+
+    def subscribe(self, uri: str, handler: Callable[..., Any], realm: Optional[str] = None,
+                  details: bool = False) -> None:
+        """Call ``handler(*args, **kwargs)`` for every publication on ``uri`` (from any process).
+
+        ``details=True`` also passes ``details=``:class:`~ratchet_sel.wamp.v2.api.EventDetails`.
+        """
+        if not self.uri_rule(uri):
+            raise ValueError("not a valid topic URI: %r" % uri)
+        for each in self._realms(realm):
+            each.broker.add_handler(uri, handler, details)
+
+    def unsubscribe(self, uri: str, handler: Callable[..., Any], realm: Optional[str] = None) -> None:
+        """Stop calling a handler given to :meth:`subscribe`."""
+        for each in self._realms(realm):
+            each.broker.remove_handler(uri, handler)
+
+    def publish(self, uri: str, args: Optional[list] = None, kwargs: Optional[dict] = None,
+                realm: Optional[str] = None, exclude: Iterable[int] = (), eligible: Iterable[int] = ()) -> int:
+        """Publish EVENT ``args``/``kwargs`` on ``uri`` in ``realm`` (default: the shared realm).
+
+        Reaches subscribers in every process of the hub (and WAMP v1 ones in
+        the shared realm).  Returns the publication id.  ``ValueError`` for
+        a payload JSON cannot carry.
+        """
+        name = realm if realm is not None else self.shared_realm
+        if name not in self.realms:
+            raise KeyError("no realm %r" % name)
+        return self.realms[name].broker.publish(uri, args, kwargs, exclude, eligible)
+
+    def session_count(self) -> int:
+        """How many sessions are joined to a realm now."""
+        return sum(len(realm.sessions) for realm in self.realms.values())
+
+
+
+class WampRouter(ApplicationApi, ComponentInterface):
     """A WAMP v2 router serving ``realms`` (see the module documentation and docs/wamp.md).
 
     - ``topics``: the :class:`~ratchet_sel.pubsub.Topics` hub publications go
@@ -220,67 +293,6 @@ class WampRouter(ComponentInterface):
         self.workers_link = WorkerLink(self, worker.mailbox, worker.loop)
         for realm in self.realms.values():
             realm.dealer.remote = self.workers_link
-
-    def _realms(self, realm: Optional[str]) -> List[Realm]:
-        if realm is None:
-            return list(self.realms.values())
-        if realm not in self.realms:
-            raise KeyError("no realm %r" % realm)
-        return [self.realms[realm]]
-
-    # -- the application API ------------------------------------------------------------------
-    def register(self, uri: str, procedure: Callable[..., Any], realm: Optional[str] = None,
-                 details: bool = False) -> None:
-        """Serve procedure ``uri`` with ``procedure(*args, **kwargs)`` in ``realm`` (default: every realm).
-
-        ``details=True`` also passes ``details=``:class:`~ratchet_sel.wamp.v2.api.CallDetails`.
-        The function runs on the loop thread and returns the result (see
-        :class:`~ratchet_sel.wamp.v2.api.Result`) or raises
-        :class:`~ratchet_sel.wamp.v2.api.ApplicationError`.  ``ValueError``
-        if ``uri`` is invalid or registered already.
-        """
-        if not self.uri_rule(uri):
-            raise ValueError("not a valid procedure URI: %r" % uri)
-        for each in self._realms(realm):
-            each.dealer.add_procedure(uri, procedure, details)
-
-    def unregister(self, uri: str, realm: Optional[str] = None) -> None:
-        """Stop serving a procedure given to :meth:`register`."""
-        for each in self._realms(realm):
-            each.dealer.remove_procedure(uri)
-
-    def subscribe(self, uri: str, handler: Callable[..., Any], realm: Optional[str] = None,
-                  details: bool = False) -> None:
-        """Call ``handler(*args, **kwargs)`` for every publication on ``uri`` (from any process).
-
-        ``details=True`` also passes ``details=``:class:`~ratchet_sel.wamp.v2.api.EventDetails`.
-        """
-        if not self.uri_rule(uri):
-            raise ValueError("not a valid topic URI: %r" % uri)
-        for each in self._realms(realm):
-            each.broker.add_handler(uri, handler, details)
-
-    def unsubscribe(self, uri: str, handler: Callable[..., Any], realm: Optional[str] = None) -> None:
-        """Stop calling a handler given to :meth:`subscribe`."""
-        for each in self._realms(realm):
-            each.broker.remove_handler(uri, handler)
-
-    def publish(self, uri: str, args: Optional[list] = None, kwargs: Optional[dict] = None,
-                realm: Optional[str] = None, exclude: Iterable[int] = (), eligible: Iterable[int] = ()) -> int:
-        """Publish EVENT ``args``/``kwargs`` on ``uri`` in ``realm`` (default: the shared realm).
-
-        Reaches subscribers in every process of the hub (and WAMP v1 ones in
-        the shared realm).  Returns the publication id.  ``ValueError`` for
-        a payload JSON cannot carry.
-        """
-        name = realm if realm is not None else self.shared_realm
-        if name not in self.realms:
-            raise KeyError("no realm %r" % name)
-        return self.realms[name].broker.publish(uri, args, kwargs, exclude, eligible)
-
-    def session_count(self) -> int:
-        """How many sessions are joined to a realm now."""
-        return sum(len(realm.sessions) for realm in self.realms.values())
 
     # -- WsServer calls these --------------------------------------------------------------
     def on_open(self, conn: Any) -> None:

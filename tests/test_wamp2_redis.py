@@ -55,3 +55,31 @@ def test_events_cross_routers_on_one_redis_and_calls_do_not():
         finally:
             assert first.stop() == 0
             assert second.stop() == 0
+
+
+def test_workers_on_redis_route_calls_through_the_master_and_events_through_redis():
+    from test_wamp2_workers import clients_on_each_worker, start_router
+
+    with RedisProcess() as redis:
+        server = start_router(2, ["--redis", redis.url])
+        clients = []
+        try:
+            port = server.port()
+            by_pid = clients_on_each_worker(server, port, 1, "wamp.2.msgpack")
+            (callee,), (caller,) = by_pid.values()
+            clients = [callee, caller]
+            callee.register("com.both.proc")
+            subscription = callee.subscribe("com.both.news")
+            wait_subscribers(redis.port, "ratchet_sel:com.both.news", 1)
+            caller.send([48, 1, {}, "com.both.proc", [5]])
+            invocation = callee.recv()
+            callee.send([70, invocation[1], {}, [6]])
+            assert caller.recv() == [50, 1, {}, [6]]
+            caller.send([16, 2, {}, "com.both.news", ["via redis"]])
+            event = callee.recv()
+            assert [event[1], event[4]] == [subscription, ["via redis"]]
+        finally:
+            for client in clients:
+                client.close()
+            server.stop()
+        assert server.proc.returncode == 0, server.log()

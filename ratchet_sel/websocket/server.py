@@ -3,7 +3,7 @@
 import logging
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from ..component import HttpServerInterface
+from ..component import ComponentDecorator, HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
@@ -254,6 +254,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
                                   max_frame_size=self.max_frame_size, close_timeout=self.close_timeout)
         ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, protocol,
                           agreement.extension)
+        if not self.admitted_by_guards(ws, request):
+            return
         conn.send(agreement.response)
         self._open(ws, rest)
 
@@ -316,8 +318,29 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
         protocol = hixie.HixieProtocol(version, max_message_size=self.max_message_size,
                                        close_timeout=self.close_timeout)
         ws = HixieConnection(self, conn, request, version, subprotocol, protocol)
+        if not self.admitted_by_guards(ws, request):
+            return
         conn.send(response)
         self._open(ws, rest)
+
+    def admitted_by_guards(self, ws: WsConnection, request: Request) -> bool:
+        """Ask each guard among the decorators this server wraps whether ``ws`` may open.
+
+        Called once the handshake is valid, before the upgrade is answered: a
+        guard wrapping the application (``WsServer(TokenAuth(app))``) refuses
+        with its HTTP status (401, 403...), exactly as one placed in front of
+        the server would, instead of closing an upgraded connection.  The walk
+        follows ``component`` through :class:`~ratchet_sel.ComponentDecorator`
+        objects and asks those with an ``admit_upgrade(ws, request)`` method;
+        the first that answers False has refused (and answered) the request.
+        """
+        component, depth = self.component, 0
+        while isinstance(component, ComponentDecorator) and depth < 64:  # a bound against cycles
+            admit = getattr(component, "admit_upgrade", None)
+            if admit is not None and not admit(ws, request):
+                return False
+            component, depth = component.component, depth + 1
+        return True
 
     def _upgrade_required(self, request: Request) -> Response:
         return error_response(426, "This is a WebSocket endpoint; send an Upgrade request",

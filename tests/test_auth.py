@@ -268,3 +268,21 @@ def test_names_are_exported_from_the_package():
     for bad in (None, True, 1.5):
         with pytest.raises(TypeError):
             user_topic(bad)
+
+
+def test_user_topic_reaches_every_connection_of_one_user_and_nobody_else():
+    from ratchet_sel import Topics
+
+    topics = Topics()
+
+    class Notify(MessageComponent):
+        def on_open(self, conn):
+            topics.subscribe(conn, user_topic(conn.user))
+
+    with ServerThread(WsServer(TokenAuth(Notify(), tokens={"a1": "alice", "a2": "alice", "b": "bob"}))) as st:
+        laptop, phone, bob = (WsClient(st.port, "/?token=" + token) for token in ("a1", "a2", "b"))
+        with laptop, phone, bob:
+            assert st.call(topics.publish, user_topic("alice"), "for alice") == 2
+            assert st.call(topics.publish, user_topic("bob"), "for bob") == 1
+            assert laptop.recv_message() == phone.recv_message() == "for alice"
+            assert bob.recv_message() == "for bob"  # the first bob gets: alice's never reached him

@@ -286,3 +286,23 @@ def test_user_topic_reaches_every_connection_of_one_user_and_nobody_else():
             assert st.call(topics.publish, user_topic("bob"), "for bob") == 1
             assert laptop.recv_message() == phone.recv_message() == "for alice"
             assert bob.recv_message() == "for bob"  # the first bob gets: alice's never reached him
+
+
+def test_wamp_sessions_behind_token_auth_carry_the_user_and_keep_the_subprotocol():
+    import json
+
+    from ratchet_sel.wamp import WampServer, WampServerInterface
+
+    users = []
+
+    class Wamp(WampServerInterface):
+        def on_open(self, conn):
+            users.append(conn.user)   # a WampConnection: its WebSocket connection's user
+
+    wamp = [("Sec-WebSocket-Protocol", "wamp")]
+    with ServerThread(WsServer(TokenAuth(WampServer(Wamp()), check=lookup))) as st:
+        assert http_exchange(st.port, upgrade_request("/", extra=wamp))[0] == 401
+        with WsClient(st.port, "/?token=t-bob", extra=wamp) as client:
+            assert client.status == 101 and client.headers["sec-websocket-protocol"] == "wamp"
+            assert json.loads(client.recv_message())[0] == 0   # WELCOME
+            assert st.call(list, users) == ["bob"]

@@ -213,3 +213,24 @@ def test_after_close_a_job_is_refused():
     loop.run_once()
     assert len(outcomes) == 1 and isinstance(outcomes[0], ThreadPoolFull) and "closed" in str(outcomes[0])
     loop.close()
+
+
+def test_a_timed_out_waiting_job_leaves_room_in_the_queue(running):
+    running.loop.threads.max_threads = 1
+    running.loop.threads.max_pending = 1
+    gate, entered = threading.Event(), threading.Event()
+
+    def busy():
+        entered.set()
+        gate.wait(WAIT)
+        return "busy"
+
+    running.submit(busy)
+    assert entered.wait(WAIT)
+    running.submit(lambda: "never", timeout=0.01)       # waits, then times out while it waits
+    kind, exc, _ = running.next_outcome()
+    assert kind == "error" and "(not started)" in str(exc)
+    assert running.on_loop(lambda: running.loop.threads.pending) == 0
+    running.submit(lambda: "room again")                # accepted: the queue has room
+    gate.set()
+    assert [running.next_outcome()[:2] for _ in range(2)] == [("ok", "busy"), ("ok", "room again")]

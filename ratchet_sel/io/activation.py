@@ -36,6 +36,11 @@ class InheritedListener(NamedTuple):
     name: Optional[str]
 
 
+def _name(constant: int) -> str:
+    # The socket module turns known values into enums; an unknown one stays a plain int.
+    return str(getattr(constant, "name", constant))
+
+
 def _check_listener(fd: int) -> socket.socket:
     try:
         sock = socket.socket(fileno=fd)
@@ -43,9 +48,9 @@ def _check_listener(fd: int) -> socket.socket:
         raise ActivationError("LISTEN_FDS: descriptor %d is not a socket (%s)" % (fd, exc.strerror or exc)) from None
     problem = None
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        problem = "not a TCP socket (family %s): use ListenStream=PORT or ADDRESS:PORT" % sock.family.name
+        problem = "not a TCP socket (family %s): use ListenStream=PORT or ADDRESS:PORT" % _name(sock.family)
     elif sock.type != socket.SOCK_STREAM:
-        problem = "not a stream socket (%s): use ListenStream=, not ListenDatagram=" % sock.type.name
+        problem = "not a stream socket (%s): use ListenStream=, not ListenDatagram=" % _name(sock.type)
     elif not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
         problem = "not listening (Accept=no and a ListenStream= socket are needed)"
     if problem is not None:

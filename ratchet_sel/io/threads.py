@@ -68,7 +68,7 @@ class ThreadPoolFull(RuntimeError):
 class ThreadJob:
     """One call of :meth:`Loop.run_in_thread`: cancel it, or look at its state."""
 
-    __slots__ = ("fn", "args", "callback", "errback", "started", "settled", "timer")
+    __slots__ = ("fn", "args", "callback", "errback", "started", "settled", "timer", "pool")
 
     def __init__(self, fn: Callable[..., Any], args: tuple, callback: Optional[Callable[[Any], Any]],
                  errback: Optional[Callable[[BaseException], Any]]) -> None:
@@ -81,6 +81,8 @@ class ThreadJob:
         #: Set on the loop thread once the outcome was delivered, timed out or cancelled.
         self.settled = False
         self.timer: Any = None
+        #: The pool that queued the job (it forgets a waiting job that is settled).
+        self.pool: Optional["ThreadPool"] = None
 
     def cancel(self) -> None:
         """Call neither ``callback`` nor ``errback`` (loop thread); a waiting job never runs.
@@ -97,6 +99,8 @@ class ThreadJob:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if not self.started and self.pool is not None:
+            self.pool.discard(self)   # a timed-out or cancelled job leaves room in the queue at once
         return True
 
     def finish(self, result: Any, error: Optional[BaseException]) -> None:
@@ -166,8 +170,17 @@ class ThreadPool:
                 elif len(self._pending) >= self.max_pending:
                     return False
             self._pending.append(job)
+            job.pool = self
             self._lock.notify()
         return True
+
+    def discard(self, job: ThreadJob) -> None:
+        """Forget ``job`` if it still waits for a thread."""
+        with self._lock:
+            try:
+                self._pending.remove(job)
+            except ValueError:
+                pass     # a thread took it meanwhile
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._work, name="ratchet_sel-pool-%d" % (len(self._threads) + 1),

@@ -194,3 +194,22 @@ def test_children_do_not_inherit_the_variables_or_the_socket():
     sock.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["1 %d False" % port, "[]"]
+
+
+def test_run_workers_serves_the_inherited_socket(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import logging\n"
+        "from ratchet_sel import WsServer\n"
+        "from ratchet_sel.demo import Echo\n"
+        "from ratchet_sel.workers import run_workers\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "run_workers(lambda worker: WsServer(Echo()), '127.0.0.1', 1, workers=2)\n")
+    sock = listener()
+    port = sock.getsockname()[1]
+    with Served(activated([sock], [str(app)]), lines=["worker 1 (pid", "worker 2 (pid"]) as served:
+        sock.close()
+        assert served.urls == [("ws", port)]        # not port 1: nothing was bound
+        with WsClient(port) as client:
+            client.send("run_workers on systemd's socket")
+            assert client.recv_message() == "run_workers on systemd's socket"

@@ -53,6 +53,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
+from ..io.activation import ActivationError, inherited_listeners
 from ..io.listener import IoServer, bind_listener, exit_on_startup_error
 from ..io.loop import Loop
 from ..ops.privileges import PrivilegeError, drop_privileges
@@ -599,10 +600,23 @@ def run_workers(factory: Callable[[Worker], Any], address: str = "0.0.0.0", port
     ``user`` (and ``group``): bind as root, then serve as this user (see
     :class:`Workers`); an unknown name ends the program with ``SystemExit(2)``,
     a switch that fails with ``SystemExit(1)``, each after one logged line.
+    Under systemd socket activation (``LISTEN_FDS``/``LISTEN_PID`` naming this
+    process, see :mod:`~ratchet_sel.io.activation`) the workers serve the
+    inherited sockets (each with ``ssl_context``) and ``address``/``port`` are
+    not used.
     """
     master = Workers(factory, workers, user=user, group=group, **kwargs)
-    with exit_on_startup_error():
-        host, bound_port = master.listen(address, port, ssl_context=ssl_context)
+    try:
+        inherited = inherited_listeners()
+    except ActivationError as exc:
+        logging.getLogger("ratchet_sel").error("%s", exc)
+        raise SystemExit(1) from None
+    if inherited:   # systemd socket activation: serve its sockets, bind nothing
+        log.info("serving %d socket(s) from systemd (LISTEN_FDS)", len(inherited))
+        host, bound_port = [master.adopt(item.socket, ssl_context) for item in inherited][0]
+    else:
+        with exit_on_startup_error():
+            host, bound_port = master.listen(address, port, ssl_context=ssl_context)
     try:
         dropped = master.drop_privileges()
     except PrivilegeError as exc:

@@ -121,9 +121,10 @@ class ThreadJob:
         """The timer's end: the errback gets :class:`ThreadJobTimeout` (loop thread)."""
         self.timer = None
         if not self.settled:
-            running = "still running" if self.started else "not started"
-            self.finish(None, ThreadJobTimeout("%s did not finish within %g s (%s); its result will be dropped"
-                                               % (getattr(self.fn, "__name__", "the job"), timeout, running)))
+            fate = ("still running; its result will be dropped" if self.started
+                    else "not started; it will not run")
+            self.finish(None, ThreadJobTimeout("%s did not finish within %g s (%s)"
+                                               % (getattr(self.fn, "__name__", "the job"), timeout, fate)))
 
 
 class ThreadPool:

@@ -111,7 +111,7 @@ def test_timeout_gives_errback_a_timeout_and_drops_the_late_result(running):
     assert entered.wait(WAIT)
     kind, exc, thread_id = running.next_outcome()
     assert kind == "error" and isinstance(exc, ThreadJobTimeout) and isinstance(exc, TimeoutError)
-    assert "did not finish within 0.05 s (still running)" in str(exc)
+    assert "did not finish within 0.05 s (still running; its result will be dropped)" in str(exc)
     gate.set()
     running.submit(lambda: "next")   # same single thread: its outcome follows the late one's drop
     assert running.next_outcome()[:2] == ("ok", "next")
@@ -229,7 +229,7 @@ def test_a_timed_out_waiting_job_leaves_room_in_the_queue(running):
     assert entered.wait(WAIT)
     running.submit(lambda: "never", timeout=0.01)       # waits, then times out while it waits
     kind, exc, _ = running.next_outcome()
-    assert kind == "error" and "(not started)" in str(exc)
+    assert kind == "error" and "(not started; it will not run)" in str(exc)
     assert running.on_loop(lambda: running.loop.threads.pending) == 0
     running.submit(lambda: "room again")                # accepted: the queue has room
     gate.set()

@@ -10,6 +10,10 @@ A Python re-creation of PHP's Ratchet, standard library only::
 
     IoServer.factory(WsServer(Echo()), 8000).run()
 
+Who is connecting: :class:`TokenAuth`, :class:`BasicAuth` (or your own
+:class:`Guard`) answer 401/403 before the upgrade and put the user on
+``conn.user``; :func:`user_topic` addresses all of one user's connections.
+
 Beyond one process: :class:`Topics` (publish/subscribe), :class:`RedisPubSub`
 (the same across hosts), :func:`run_workers` (prefork workers on one port),
 :class:`WampServer` (Ratchet's WAMP v1), and the client in
@@ -22,10 +26,10 @@ from .http import HttpServer, Request, Response
 from .io import Connection, IoServer, Loop, exit_on_startup_error
 from .websocket import CloseCode, WsConnection, WsServer, broadcast
 from .app import App
-from .server import FlashPolicy, IpBlackList, OriginCheck, TrustedProxies
+from .server import BasicAuth, FlashPolicy, Guard, IpBlackList, OriginCheck, Refusal, TokenAuth, TrustedProxies
 from .http import HealthCheck, Responder, Router, StaticFiles
 from .session import SessionProvider
-from .pubsub import PublishEndpoint, RedisPubSub, Topics
+from .pubsub import PublishEndpoint, RedisPubSub, Topics, user_topic
 from .ops.health import HealthEndpoint
 from .ops.metrics import MetricsEndpoint
 from .wamp import WampServer, WampServerInterface
@@ -40,6 +44,7 @@ __all__ = [
     "WsServer", "WsConnection", "CloseCode", "broadcast",
     "App", "Router", "StaticFiles", "Responder", "HealthCheck",
     "OriginCheck", "IpBlackList", "FlashPolicy", "TrustedProxies", "SessionProvider",
+    "Guard", "Refusal", "TokenAuth", "BasicAuth", "user_topic",
     "Topics", "RedisPubSub", "PublishEndpoint", "MetricsEndpoint", "HealthEndpoint",
     "WampServer", "WampServerInterface", "Workers", "run_workers",
     "speedups_enabled",

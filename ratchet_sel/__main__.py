@@ -18,7 +18,9 @@ from .ops.metrics import MetricsEndpoint
 from .server.origin import OriginCheck
 from .server.proxy import TrustedProxies
 from .pubsub import PublishEndpoint, RedisPubSub, Topics
+from .io.activation import ActivationError, inherited_listeners
 from .io.listener import DEFAULT_MAX_CONNECTIONS, IoServer, startup_error_text
+from .ops.privileges import PrivilegeError, drop_privileges, lookup_group, lookup_user
 from .websocket.server import WsServer
 from .workers import MAX_WORKERS, Worker, Workers
 
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                              choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                              help="logging level (default: %(default)s)")
         add_deployment_options(command)
+        add_process_options(command)
     add_client_command(commands)
     bundle.add_arguments(commands.add_parser(
         "bundle", help="build one executable zipapp of APP.py and the ratchet_sel package",
@@ -166,6 +169,38 @@ def _token(text: str) -> str:
     if len(text) < 16 or any(ch.isspace() or not ch.isprintable() for ch in text):
         raise argparse.ArgumentTypeError("expected at least 16 printable characters without spaces")
     return text
+
+
+def _user(text: str) -> str:
+    try:
+        lookup_user(text)
+    except PrivilegeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _group(text: str) -> str:
+    try:
+        lookup_group(text)
+    except PrivilegeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_process_options(command: argparse.ArgumentParser) -> None:
+    """``--user`` and ``--group``: who the server runs as once its ports are bound.
+
+    With them, a server command calls :func:`inherited_sockets` before binding
+    (systemd socket activation) and :func:`drop_privileges_after_bind` after.
+    """
+    group = command.add_argument_group("privileges (see docs/tutorial/deployment.md#port-80-without-staying-root)")
+    group.add_argument("--user", type=_user, metavar="NAME",
+                       help="started as root to bind a port below 1024: switch to this user (name or uid) for good "
+                            "right after binding, before serving; the server stops if it cannot. With systemd "
+                            "socket activation (LISTEN_FDS) the server serves the sockets it is given and needs "
+                            "no root at all")
+    group.add_argument("--group", type=_group, metavar="NAME",
+                       help="with --user: this group (name or gid) instead of the user's primary group")
 
 
 def add_deployment_options(command: argparse.ArgumentParser) -> None:
@@ -323,21 +358,67 @@ def tls_context(args: argparse.Namespace) -> Any:
     return context
 
 
+def inherited_sockets(args: argparse.Namespace, context: Any) -> Optional[List[Tuple[Any, Any]]]:
+    """The listening sockets systemd passed (``LISTEN_PID`` is this process), each with its TLS context.
+
+    ``None`` when none were passed (the server binds ``--host``/``--port``).
+    Without ``--tls-port`` every socket gets ``context`` (TLS with
+    ``--certfile``); with it, the sockets named ``tls`` (``FileDescriptorName=tls``)
+    speak TLS and the others plain.  Raises :class:`StartupFailed` for a
+    descriptor that is not a listening TCP socket.
+    """
+    try:
+        inherited = inherited_listeners()
+    except ActivationError as exc:
+        raise StartupFailed(1, str(exc)) from None
+    if not inherited:
+        return None
+    log.info("serving %d socket(s) from systemd (LISTEN_FDS); --host and --port are not used", len(inherited))
+    if args.tls_port is None:
+        return [(item.socket, context) for item in inherited]
+    tls_count = sum(item.name == "tls" for item in inherited)
+    if not 0 < tls_count < len(inherited):
+        raise StartupFailed(2, "--tls-port with socket activation: name the TLS socket FileDescriptorName=tls "
+                               "in the .socket unit, and the plain one otherwise")
+    return [(item.socket, context if item.name == "tls" else None) for item in inherited]
+
+
+def close_unstarted(server: Any) -> None:
+    """Release a server that never ran (an IoServer and its loop, or Workers' sockets)."""
+    if isinstance(server, IoServer):
+        server.close()
+        server.loop.close()
+    elif server is not None:
+        server.close()
+
+
 def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> Tuple[Any, List[Tuple[bool, Any]]]:
-    """The server (an IoServer, or Workers with ``--workers``) bound to its ports.
+    """The server (an IoServer, or Workers with ``--workers``) bound to its ports, or on systemd's sockets.
 
     Returns it with ``(is_tls, (host, port))`` for each listening socket.  A port
     that cannot be bound closes what was opened and raises :class:`StartupFailed`.
     """
     wanted = [(context, args.port)] if args.tls_port is None else [(None, args.port), (context, args.tls_port)]
+    inherited = inherited_sockets(args, context)
     server: Any = None
     try:
         if args.workers > 1:
+            # Shared sockets (not SO_REUSEPORT) under --user: see Workers; inherited ones are always shared.
             server = Workers(lambda worker: build_stack(args, build_component(
                 args, build_topics(args, worker) if args.command in ("chat", "wamp") else None, worker), worker),
                 args.workers,
-                server_options=dict(max_connections=args.max_connections))
-            bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
+                server_options=dict(max_connections=args.max_connections),
+                reuse_port=False if (args.user or inherited) else None)
+            if inherited:
+                bound = [(tls is not None, server.adopt(sock, tls)[:2]) for sock, tls in inherited]
+            else:
+                bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
+        elif inherited:
+            server = IoServer(build_stack(args, build_component(args, topics)), sock=inherited[0][0],
+                              ssl_context=inherited[0][1], max_connections=args.max_connections)
+            for sock, tls in inherited[1:]:
+                server.adopt(sock, ssl_context=tls)
+            bound = [(tls is not None, sock.getsockname()[:2]) for sock, tls in inherited]
         else:
             server = IoServer(build_stack(args, build_component(args, topics)), args.host, args.port,
                               ssl_context=wanted[0][0], max_connections=args.max_connections)
@@ -345,13 +426,24 @@ def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> 
             if len(wanted) > 1:
                 bound.append((True, server.listen(args.host, args.tls_port, ssl_context=context).getsockname()[:2]))
     except OSError as exc:
-        if isinstance(server, IoServer):
-            server.close()
-            server.loop.close()
-        elif server is not None:
-            server.close()
+        close_unstarted(server)
         raise StartupFailed(1, startup_error_text(exc)) from None  # names the address and the port
     return server, bound
+
+
+def drop_privileges_after_bind(args: argparse.Namespace, server: Any = None) -> None:
+    """``--user``/``--group``: become that user now that the ports are bound, before serving or forking.
+
+    Logs what was done; raises :class:`StartupFailed` (status 2 for a usage
+    error, 1 when the switch fails) after releasing ``server``.
+    """
+    try:
+        done = drop_privileges(getattr(args, "user", None), getattr(args, "group", None))
+    except PrivilegeError as exc:
+        close_unstarted(server)
+        raise StartupFailed(exc.status, str(exc)) from None
+    if done:
+        log.info("running as %s", done)
 
 
 def announce(args: argparse.Namespace, bound: List[Tuple[bool, Any]]) -> None:
@@ -402,6 +494,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         topics = single_process_topics(args)
         server, bound = listen(args, topics, tls_context(args))
+        drop_privileges_after_bind(args, server)
     except StartupFailed as exc:
         log.error("%s", exc)
         return exc.status

@@ -74,6 +74,11 @@ class App:
 
         app.route("/healthz", HealthCheck(), allowed_origins="*", http_host="*")
 
+    Authentication: ``app.route("/ws", TokenAuth(Chat(), check=user_for_token))``
+    refuses with 401/403 before the upgrade and gives ``Chat`` the user as
+    ``conn.user``; wrapping the ``WsServer`` instead works the same (see
+    :class:`~ratchet_sel.TokenAuth`).
+
     As in Ratchet, each ``WsServer`` that ``route()`` creates pings its
     connections every ``keepalive`` seconds (30; ``None`` turns it off) and
     closes those that stay silent.

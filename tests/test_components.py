@@ -104,18 +104,45 @@ def test_origin_check_live(headers, version, accepted):
             assert st.call(app.kinds) == []
 
 
-def test_origin_check_above_wsserver_closes_with_1008():
+def test_origin_check_wrapping_the_application_answers_403_before_the_upgrade():
     app = App()
     with ServerThread(WsServer(OriginCheck(app, ["good.example"]))) as st:
-        with WsClient(st.port, extra=[("Origin", "http://evil.example")]) as client:
-            assert client.status == 101
-            close = client.expect_close()
-            assert close.code == 1008 and "evil.example" in close.reason
+        status, _, body = http_exchange(st.port, ws_request(headers=[("Origin", "http://evil.example")]))
+        assert status == 403 and b"evil.example" in body
         with WsClient(st.port, extra=[("Origin", "http://good.example")]) as client:
             assert client.recv_message() == "hello 127.0.0.1"
             client.close()
         app.wait(lambda ev: len(ev) == 2)
     assert app.kinds() == ["open", "close"]
+
+
+class Opaque(MessageComponent):
+    """A wrapper that is no ComponentDecorator: WsServer cannot see the guard behind it."""
+
+    def __init__(self, component):
+        self.component = component
+
+    def on_open(self, conn):
+        self.component.on_open(conn)
+
+    def on_message(self, conn, msg):
+        self.component.on_message(conn, msg)
+
+    def on_close(self, conn):
+        self.component.on_close(conn)
+
+
+def test_a_guard_hidden_from_wsserver_closes_with_1008_and_says_why_once(caplog):
+    app = App()
+    with ServerThread(WsServer(Opaque(OriginCheck(app, ["good.example"])))) as st:
+        for _ in range(2):
+            with WsClient(st.port, extra=[("Origin", "http://evil.example")]) as client:
+                assert client.status == 101
+                close = client.expect_close()
+                assert close.code == 1008 and "evil.example" in close.reason
+    warnings = [r for r in caplog.records if "only after the upgrade" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert app.kinds() == []
 
 
 # -- IpBlackList --------------------------------------------------------------------------------

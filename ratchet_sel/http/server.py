@@ -19,9 +19,12 @@ def send_response(conn: Any, response: Response) -> None:
     conn.close()
 
 
-def refuse(conn: Any, status: int, reason: str, headers: Optional[Dict[str, str]] = None) -> None:
-    """Answer ``conn`` with an error status and a reason, log it, and close."""
-    log.info("%r: refused with %d: %s", conn, status, reason)
+def refuse(conn: Any, status: int, reason: str, headers: Optional[Dict[str, str]] = None, *,
+           logged: bool = False) -> None:
+    """Answer ``conn`` with an error status and a reason, log it (unless the caller
+    ``logged`` it already), and close."""
+    if not logged:
+        log.info("%r: refused with %d: %s", conn, status, reason)
     STATS.refused[status] = STATS.refused.get(status, 0) + 1
     send_response(conn, error_response(status, reason, headers))
 

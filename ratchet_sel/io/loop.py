@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from .stream import Waker
+from .threads import LoopThreads
 
 __all__ = ["Loop", "Handle", "TimerHandle"]
 
@@ -112,23 +113,21 @@ class _Registration:
         self.writer: Optional[Callable[[], Any]] = None
 
 
-class Loop:
-    """A single-threaded selectors loop with timers and thread-safe wake-up.
+class Loop(LoopThreads):
+    """A single-threaded selectors loop with timers, thread-safe wake-up and a thread pool for blocking work.
 
     ``selector`` defaults to epoll on Linux (polled directly, so there is no
     1,024-descriptor ceiling and no per-event wrapper call) and to
     :class:`selectors.DefaultSelector` elsewhere; any :mod:`selectors`
-    selector may be passed.  All methods except
-    :meth:`call_soon_threadsafe` and :meth:`stop` must be called from the loop
-    thread.
+    selector may be passed.  All methods except :meth:`call_soon_threadsafe`
+    and :meth:`stop` must be called from the loop thread; :meth:`run_in_thread`
+    runs blocking functions elsewhere (:mod:`ratchet_sel.io.threads`).
 
-    ``flush_soon(callback)`` runs ``callback()`` at the end of the current
-    loop iteration, after every event of it (flushes queued by a flush run
-    too, in order).  Streams use it to write what callbacks sent during the
-    iteration in one system call instead of one per message.  It is an
-    attribute, the bound ``append`` of the loop's flush list, not a method:
-    it is called once per message sent, and a Python-level method would add a
-    call to each.
+    ``flush_soon(callback)`` runs ``callback()`` at the end of the current loop iteration, after
+    every event of it (flushes queued by a flush run too, in order).  Streams use it to write
+    what callbacks sent during the iteration in one system call instead of one per message.  It
+    is an attribute, the bound ``append`` of the loop's flush list, not a method: it is called
+    once per message sent, and a Python-level method would add a call to each.
     """
 
     flush_soon: Callable[[Callable[[], Any]], None]
@@ -451,13 +450,15 @@ class Loop:
         self._flushers.clear()
         self._registrations.clear()
         self._running = False
+        self.forget_threads()
         self._selector.close()  # closes the descriptor; no unregister reaches the shared kernel object
         self._waker.close()
 
     def close(self) -> None:
-        """Release the selector and the waker."""
+        """Release the selector, the waker and the threads of :meth:`run_in_thread` (waiting 1 s at most)."""
         if self._running:
             raise RuntimeError("cannot close a running loop")
+        self.close_threads()
         self.forget(self._waker.read_fd)
         self._selector.close()
         self._waker.close()

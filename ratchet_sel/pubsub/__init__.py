@@ -9,6 +9,8 @@
 - :class:`PublishEndpoint`: ``POST /publish`` with a bearer token, push over HTTP.
 - :func:`publish` and :class:`Publisher`: blocking, for other programs (a web view, a
   cron job), through Redis or ``POST /publish`` (:mod:`ratchet_sel.pubsub.publisher`).
+- :func:`user_topic`: the topic of one user's connections, ``"user:<id>"``
+  (:mod:`ratchet_sel.pubsub.users`).
 """
 
 from .envelope import Publication
@@ -16,6 +18,7 @@ from .http_publish import PublishEndpoint
 from .publisher import PublishError, Publisher, publish
 from .redis import RedisBackplane, RedisPubSub
 from .topics import Backplane, Topics, subscriber_key
+from .users import user_topic
 
 __all__ = ["Topics", "Backplane", "Publication", "subscriber_key", "RedisPubSub", "RedisBackplane",
-           "PublishEndpoint", "publish", "Publisher", "PublishError"]
+           "PublishEndpoint", "publish", "Publisher", "PublishError", "user_topic"]

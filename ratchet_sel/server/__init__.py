@@ -1,6 +1,7 @@
 """Ratchet's connection decorators (as Ratchet's ``Server/``): each wraps the next component.
 
 - :mod:`~ratchet_sel.server.guard`: :class:`Guard`, refusing a connection before the upgrade;
+- :mod:`~ratchet_sel.server.auth`: :class:`TokenAuth` and :class:`BasicAuth`, who is connecting;
 - :mod:`~ratchet_sel.server.endpoint`: :class:`Endpoint`, answering one URL path itself (metrics, health);
 - :mod:`~ratchet_sel.server.origin`: :class:`OriginCheck`;
 - :mod:`~ratchet_sel.server.blacklist`: :class:`IpBlackList`;
@@ -9,6 +10,7 @@
 - :mod:`~ratchet_sel.server.addresses`: address and network parsing they share.
 """
 
+from .auth import BasicAuth, TokenAuth
 from .blacklist import IpBlackList
 from .endpoint import Endpoint
 from .flash import FlashPolicy
@@ -16,7 +18,7 @@ from .guard import Guard, Refusal
 from .origin import OriginCheck
 from .proxy import TrustedProxies
 
-__all__ = ["Endpoint", "Guard", "Refusal", "OriginCheck", "IpBlackList", "TrustedProxies", "FlashPolicy"]
+__all__ = ["Endpoint", "Guard", "Refusal", "TokenAuth", "BasicAuth", "OriginCheck", "IpBlackList", "TrustedProxies", "FlashPolicy"]
 
 # Before wave 3, ``ratchet_sel.server`` was the module of IoServer and its
 # transport; those names still import from here, from their new home.

@@ -61,7 +61,9 @@ class WsConnection:
     query, headers, cookies), ``version`` (``"rfc6455"``, ``"hybi-10"``,
     ``"hixie-76"`` or ``"hixie-75"``), ``subprotocol`` (``None`` if none was
     agreed), ``close_code``/``close_reason`` (what the peer sent; 1006 when the
-    connection dropped).  User attributes may be added freely.
+    connection dropped), ``user`` (who the peer is, as an authenticating guard
+    such as :class:`~ratchet_sel.TokenAuth` found it; ``None`` without one).
+    User attributes may be added freely.
 
     For the server and :func:`broadcast`: ``protocol`` (the sans-IO protocol
     object, whose ``state`` is the connection's :class:`~ratchet_sel.websocket.protocol.State`),
@@ -71,7 +73,7 @@ class WsConnection:
     """
 
     __slots__ = ("__dict__", "__weakref__", "transport", "resource_id", "remote_address", "remote_port", "request",
-                 "version", "subprotocol", "extension", "dropped_messages", "protocol", "frame_key",
+                 "user", "version", "subprotocol", "extension", "dropped_messages", "protocol", "frame_key",
                  "ping_outstanding", "last_seen", "_policy", "_close_timer", "_close_listeners")
 
     def __init__(self, policy: "ConnectionPolicy", transport: Any, request: Any, version: str,
@@ -81,6 +83,8 @@ class WsConnection:
         self.remote_address = transport.remote_address
         self.remote_port = getattr(transport, "remote_port", 0)
         self.request = request
+        #: Who the peer is: what an authenticating guard's check returned (it is kept on the request).
+        self.user: Any = getattr(request, "user", None)
         self.version = version
         self.subprotocol = subprotocol
         self.extension = extension

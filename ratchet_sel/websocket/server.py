@@ -3,7 +3,7 @@
 import logging
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from ..component import HttpServerInterface
+from ..component import ComponentDecorator, HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
@@ -15,7 +15,7 @@ from .handshake import SUPPORTED_VERSIONS, check_upgrade, detect_version, negoti
 from .protocol import ServerProtocol
 from .rfc6455 import CloseCode
 
-__all__ = ["WsServer"]
+__all__ = ["WsServer", "admitted_by_guards"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,27 @@ DEFAULT_WRITE_LIMIT = 8 * 1024 * 1024
 
 ALL_VERSIONS = ("rfc6455", "hybi-10", "hixie-76", "hixie-75")
 _DRAFTS = ("hixie-76", "hixie-75")
+
+
+def admitted_by_guards(component: Any, ws: WsConnection, request: Request) -> bool:
+    """Ask each guard among the decorators from ``component`` down whether ``ws`` may open.
+
+    :class:`WsServer` calls it with its application once a handshake is valid,
+    before it answers ``101``: a guard wrapping the application
+    (``WsServer(TokenAuth(app))``) refuses with its HTTP status (401, 403...),
+    exactly as one placed in front of the server would, instead of closing an
+    upgraded connection.  The walk follows ``component`` through
+    :class:`~ratchet_sel.ComponentDecorator` objects and asks those with an
+    ``admit_upgrade(ws, request)`` method (:meth:`~ratchet_sel.Guard.admit_upgrade`);
+    the first that answers False has refused (and answered) the request.
+    """
+    depth = 0
+    while isinstance(component, ComponentDecorator) and depth < 64:  # a bound against cycles
+        admit = getattr(component, "admit_upgrade", None)
+        if admit is not None and not admit(ws, request):
+            return False
+        component, depth = component.component, depth + 1
+    return True
 
 
 class WsServer(HttpServerInterface, ConnectionPolicy):
@@ -254,6 +275,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
                                   max_frame_size=self.max_frame_size, close_timeout=self.close_timeout)
         ws = WsConnection(self, conn, request, agreement.version, agreement.subprotocol, protocol,
                           agreement.extension)
+        if not admitted_by_guards(self.component, ws, request):
+            return
         conn.send(agreement.response)
         self._open(ws, rest)
 
@@ -316,6 +339,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
         protocol = hixie.HixieProtocol(version, max_message_size=self.max_message_size,
                                        close_timeout=self.close_timeout)
         ws = HixieConnection(self, conn, request, version, subprotocol, protocol)
+        if not admitted_by_guards(self.component, ws, request):
+            return
         conn.send(response)
         self._open(ws, rest)
 

@@ -53,8 +53,10 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
+from ..io.activation import ActivationError, inherited_listeners
 from ..io.listener import IoServer, bind_listener, exit_on_startup_error
 from ..io.loop import Loop
+from ..ops.privileges import PrivilegeError, drop_privileges
 from ..ops import stats
 from ..pubsub.envelope import renew_node_id
 from .channel import Channel
@@ -225,6 +227,81 @@ class _MailboxRoutes:
                 self._send(other, WORKER_GONE, str(gone.index), payload)
 
 
+class _MasterSockets:
+    """The addresses the workers accept on, the master's sockets for them, and each worker's server on them.
+
+    Per address, either a socket bound (not listening) with ``SO_REUSEPORT``
+    that only holds the port (each worker binds its own beside it), or a
+    listening socket every worker accepts on as it inherited it (shared: made
+    here without ``SO_REUSEPORT``, or adopted from systemd).
+    """
+
+    def __init__(self, reuse_port: bool, backlog: int) -> None:
+        self.reuse_port = reuse_port
+        self.backlog = backlog
+        self.addresses: List[ListenAddress] = []
+        self.sockets: List[socket.socket] = []
+        self.shared: Set[socket.socket] = set()
+
+    def listen(self, address: str, port: int, ssl_context: Any) -> Tuple[str, int]:
+        """Bind for the workers now (see :meth:`Workers.listen`)."""
+        if self.reuse_port:
+            # First without SO_REUSEPORT, so that a port some other server holds
+            # (or another master started by mistake) is refused instead of shared.
+            probe = bind_listener(address, port, backlog=None)
+            port = probe.getsockname()[1]
+            probe.close()
+            sock = bind_listener(address, port, backlog=None, reuse_port=True)
+        else:
+            sock = bind_listener(address, port, backlog=self.backlog)
+            self.shared.add(sock)
+        self.sockets.append(sock)
+        self.addresses.append(ListenAddress(address, port, ssl_context))
+        bound = sock.getsockname()
+        return bound[0], bound[1]
+
+    def adopt(self, sock: socket.socket, ssl_context: Any) -> Tuple[str, int]:
+        """Share an already listening socket with every worker (see :meth:`Workers.adopt`)."""
+        bound = sock.getsockname()
+        self.sockets.append(sock)
+        self.shared.add(sock)
+        self.addresses.append(ListenAddress(bound[0], bound[1], ssl_context))
+        return bound[0], bound[1]
+
+    @property
+    def all_shared(self) -> bool:
+        """True when no worker binds a socket of its own."""
+        return len(self.shared) == len(self.sockets)
+
+    def serve(self, component: Any, loop: Loop, server_options: Dict[str, Any]) -> IoServer:
+        """In a worker: the server of ``component`` on every address (binding the reuse-port ones)."""
+        server: Optional[IoServer] = None
+        for listener, sock in zip(self.addresses, self.sockets):
+            if sock not in self.shared:
+                sock.close()  # the master's placeholder: this worker binds its own
+                if server is None:
+                    server = IoServer(component, listener.address, listener.port, loop,
+                                      ssl_context=listener.ssl_context, reuse_port=True,
+                                      backlog=self.backlog, **server_options)
+                else:
+                    server.listen(listener.address, listener.port, ssl_context=listener.ssl_context,
+                                  reuse_port=True, backlog=self.backlog)
+            elif server is None:
+                server = IoServer(component, loop=loop, sock=sock, ssl_context=listener.ssl_context,
+                                  **server_options)
+            else:
+                server.adopt(sock, ssl_context=listener.ssl_context)
+        assert server is not None
+        return server
+
+    def close(self) -> None:
+        """Close the master's sockets."""
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+        self.shared.clear()
+
+
 class Workers:
     """A prefork master: ``workers`` processes, each serving ``factory(worker)`` on the listeners.
 
@@ -243,22 +320,36 @@ class Workers:
     worker's :class:`~ratchet_sel.IoServer` (``max_connections``,
     ``close_timeout``, ...); ``channel_buffer`` and ``max_frame`` bound the
     master/worker channels.
+
+    ``user`` (and ``group``): the master binds, then becomes this user before
+    it forks the first worker (:meth:`drop_privileges`), so that no worker ever
+    runs as root.  The workers then share the master's listening sockets
+    instead of binding their own with ``SO_REUSEPORT``: a worker that replaces a
+    dead one could not bind a privileged port any more, and the kernel only
+    lets sockets of the same user share a port.  ``reuse_port=True`` with
+    ``user`` is refused.
     """
 
     def __init__(self, factory: Callable[[Worker], Any], workers: int = 2, *,
                  shutdown_timeout: float = 5.0, reuse_port: Optional[bool] = None,
                  server_options: Optional[Dict[str, Any]] = None, backlog: int = 1024,
                  channel_buffer: int = DEFAULT_CHANNEL_BUFFER, max_frame: int = DEFAULT_MAX_FRAME,
-                 on_ready: Optional[Callable[[], Any]] = None) -> None:
+                 on_ready: Optional[Callable[[], Any]] = None, user: Optional[str] = None,
+                 group: Optional[str] = None) -> None:
         if not hasattr(os, "fork"):
             raise RuntimeError("prefork workers need os.fork (a POSIX system)")
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise ValueError("workers must be an integer from 1 to %d, not %r" % (MAX_WORKERS, workers))
         if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
             raise ValueError("SO_REUSEPORT is not available on this platform")
+        if reuse_port and user is not None:
+            raise ValueError("reuse_port=True cannot go with user=: a worker started as that user could not bind "
+                             "the port, so the workers share the master's socket (leave reuse_port unset)")
         self.factory = factory
         self.count = workers
-        self.reuse_port = reuse_port_available() if reuse_port is None else reuse_port
+        self.user, self.group = user, group
+        self._dropped = user is None and group is None
+        self.reuse_port = (reuse_port_available() and user is None) if reuse_port is None else reuse_port
         self.server_options = dict(server_options or {})
         self.server_options.setdefault("shutdown_timeout", shutdown_timeout)
         #: How long a worker may take to stop (its server's shutdown timeout).
@@ -266,10 +357,9 @@ class Workers:
         self.backlog = self.server_options.pop("backlog", backlog)
         self.channel_buffer = channel_buffer
         self.max_frame = max_frame
-        self.listeners: List[ListenAddress] = []
-        # Reuse-port mode: bound, not listening, sockets that hold each port for
-        # the workers; shared mode: the listening sockets the workers inherit.
-        self._sockets: List[socket.socket] = []
+        self._sockets = _MasterSockets(self.reuse_port, self.backlog)
+        #: The addresses the workers accept on.
+        self.listeners: List[ListenAddress] = self._sockets.addresses
         self._slots: List[_Slot] = []
         self._loop: Optional[Loop] = None
         self._stopping = False
@@ -286,19 +376,27 @@ class Workers:
         ``port=0`` picks a free port, the same for every worker.  Raises
         :class:`OSError` naming the address and port when it is taken.
         """
-        if self.reuse_port:
-            # First without SO_REUSEPORT, so that a port some other server holds
-            # (or another master started by mistake) is refused instead of shared.
-            probe = bind_listener(address, port, backlog=None)
-            port = probe.getsockname()[1]
-            probe.close()
-            sock = bind_listener(address, port, backlog=None, reuse_port=True)
-        else:
-            sock = bind_listener(address, port, backlog=self.backlog)
-        self._sockets.append(sock)
-        self.listeners.append(ListenAddress(address, port, ssl_context))
-        bound = sock.getsockname()
-        return bound[0], bound[1]
+        return self._sockets.listen(address, port, ssl_context)
+
+    def adopt(self, sock: socket.socket, ssl_context: Any = None) -> Tuple[str, int]:
+        """Accept on an already listening socket (one from systemd, say) in every worker; returns its address.
+
+        ``SO_REUSEPORT`` cannot apply to a socket made elsewhere: every
+        worker accepts on its inherited copy of this one.
+        """
+        return self._sockets.adopt(sock, ssl_context)
+
+    def drop_privileges(self) -> Optional[str]:
+        """Become ``user``/``group`` now, once the sockets are bound (:meth:`run` does it if not done yet).
+
+        Returns what was done (see :func:`~ratchet_sel.ops.privileges.drop_privileges`);
+        raises :class:`~ratchet_sel.ops.privileges.PrivilegeError` when it cannot.
+        """
+        if self._dropped:
+            return None
+        done = drop_privileges(self.user, self.group)
+        self._dropped = True
+        return done
 
     # -- running ----------------------------------------------------------------------
     def run(self) -> int:
@@ -309,12 +407,13 @@ class Workers:
         """
         if not self.listeners:
             raise RuntimeError("call listen() before run()")
+        self.drop_privileges()      # before any fork: no worker ever runs as root
         loop = self._loop = Loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.shutdown)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         log.info("master pid %d: starting %d workers (%s)", os.getpid(), self.count,
-                 "SO_REUSEPORT" if self.reuse_port else "one socket shared by the workers")
+                 "one socket shared by the workers" if self._sockets.all_shared else "SO_REUSEPORT")
         self._slots = [_Slot(index) for index in range(1, self.count + 1)]
         self._hub = _Hub(self._slots, loop)
         try:
@@ -328,9 +427,7 @@ class Workers:
                     slot.channel.close()
                 if slot.respawn is not None:
                     slot.respawn.cancel()
-            for sock in self._sockets:
-                sock.close()
-            self._sockets = []
+            self._sockets.close()
             loop.close()
             self._loop = None
         log.info("master pid %d: stopped", os.getpid())
@@ -407,29 +504,13 @@ class Workers:
             component = self.factory(worker)
             if log.isEnabledFor(logging.DEBUG):
                 component = ConnectionLog(component, worker)
-            server: Optional[IoServer] = None
-            for listener, sock in zip(self.listeners, self._sockets):
-                if self.reuse_port:
-                    sock.close()  # the master's placeholder: this worker binds its own
-                    if server is None:
-                        server = IoServer(component, listener.address, listener.port, loop,
-                                          ssl_context=listener.ssl_context, reuse_port=True,
-                                          backlog=self.backlog, **self.server_options)
-                    else:
-                        server.listen(listener.address, listener.port, ssl_context=listener.ssl_context,
-                                      reuse_port=True, backlog=self.backlog)
-                elif server is None:
-                    server = IoServer(component, loop=loop, sock=sock, ssl_context=listener.ssl_context,
-                                      **self.server_options)
-                else:
-                    server.adopt(sock, ssl_context=listener.ssl_context)
+            server = self._sockets.serve(component, loop, self.server_options)
         except Exception as exc:
             log.error("worker %d (pid %d) could not start: %s", index, worker.pid, exc,
                       exc_info=not isinstance(exc, OSError))
             worker.run_stop_callbacks()
             worker.close()
             return EXIT_BOOT_FAILED
-        assert server is not None
         worker.server = server
         worker.announce_ready()
         try:
@@ -553,9 +634,7 @@ class Workers:
 
     def close(self) -> None:
         """Release the bound sockets without running (e.g. after a failed :meth:`listen`)."""
-        for sock in self._sockets:
-            sock.close()
-        self._sockets = []
+        self._sockets.close()
 
     @property
     def pids(self) -> List[int]:
@@ -564,17 +643,42 @@ class Workers:
 
 
 def run_workers(factory: Callable[[Worker], Any], address: str = "0.0.0.0", port: int = 80,
-                workers: int = 2, *, ssl_context: Any = None, **kwargs: Any) -> int:
+                workers: int = 2, *, ssl_context: Any = None, user: Optional[str] = None,
+                group: Optional[str] = None, **kwargs: Any) -> int:
     """Serve ``factory(worker)`` from ``workers`` processes on one port until SIGTERM/SIGINT.
 
     The one-call form of :class:`Workers` (whose keywords it takes); logs the
     URL once and returns the master's exit status.  A port that cannot be
     bound (busy, or privileged) is logged in one line naming the address and
     ends the program with ``SystemExit(1)``, as :func:`~ratchet_sel.io.listener.exit_on_startup_error`.
+    ``user`` (and ``group``): bind as root, then serve as this user (see
+    :class:`Workers`); an unknown name ends the program with ``SystemExit(2)``,
+    a switch that fails with ``SystemExit(1)``, each after one logged line.
+    Under systemd socket activation (``LISTEN_FDS``/``LISTEN_PID`` naming this
+    process, see :mod:`~ratchet_sel.io.activation`) the workers serve the
+    inherited sockets (each with ``ssl_context``) and ``address``/``port`` are
+    not used.
     """
-    master = Workers(factory, workers, **kwargs)
-    with exit_on_startup_error():
-        host, bound_port = master.listen(address, port, ssl_context=ssl_context)
+    master = Workers(factory, workers, user=user, group=group, **kwargs)
+    try:
+        inherited = inherited_listeners()
+    except ActivationError as exc:
+        logging.getLogger("ratchet_sel").error("%s", exc)
+        raise SystemExit(1) from None
+    if inherited:   # systemd socket activation: serve its sockets, bind nothing
+        log.info("serving %d socket(s) from systemd (LISTEN_FDS)", len(inherited))
+        host, bound_port = [master.adopt(item.socket, ssl_context) for item in inherited][0]
+    else:
+        with exit_on_startup_error():
+            host, bound_port = master.listen(address, port, ssl_context=ssl_context)
+    try:
+        dropped = master.drop_privileges()
+    except PrivilegeError as exc:
+        master.close()
+        logging.getLogger("ratchet_sel").error("%s", exc)
+        raise SystemExit(exc.status) from None
+    if dropped:
+        log.info("running as %s", dropped)
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     log.info("listening on %s://%s:%d/ with %d workers", "wss" if ssl_context is not None else "ws",
              "[%s]" % shown if ":" in shown else shown, bound_port, workers)

@@ -1,4 +1,4 @@
-"""The command line: ``python -m ratchet_sel echo|chat --host H --port P``, ``client URL`` and
+"""The command line: ``python -m ratchet_sel echo|chat|wamp --host H --port P``, ``client URL`` and
 ``bundle APP.py -o APP.pyz``."""
 
 import argparse
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("echo", "echo every text and binary message back, on any path (the conformance target)",
              64 * 1024 * 1024),
             ("chat", "the chat demo: GET / serves the page, an upgrade to / joins the room",
-             1024 * 1024)):
+             1024 * 1024),
+            ("wamp", "a WAMP router: v2 (wamp.2.json, wamp.2.msgpack) and v1 (wamp) on the same port and "
+                     "topics, on any path", 1024 * 1024)):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
         command.add_argument("--port", type=_port, default=8000,
@@ -61,13 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
                              help="do not negotiate permessage-deflate (RFC 7692)")
-        if name == "chat":
+        if name == "wamp":
+            command.add_argument("--realm", type=_realm, action="append", default=[], metavar="URI",
+                                 help="a realm to serve; repeat for more; the first one shares its topics "
+                                      "with WAMP v1 clients (default: realm1)")
+        if name in ("chat", "wamp"):
             command.add_argument("--redis", metavar="URL",
-                                 help="span the room over every chat server on this Redis "
-                                      "(redis://[:password@]host:port/db, or rediss:// for TLS)")
+                                 help="span the %s over every server on this Redis "
+                                      "(redis://[:password@]host:port/db, or rediss:// for TLS)"
+                                      % ("room" if name == "chat" else "topics"))
             command.add_argument("--redis-prefix", default="ratchet_sel:", metavar="PREFIX",
-                                 help="Redis channel prefix: the room is channel PREFIXchat "
-                                      "(default: %(default)s)")
+                                 help="Redis channel prefix: %s (default: %%(default)s)"
+                                      % ("the room is channel PREFIXchat" if name == "chat"
+                                         else "topic T is channel PREFIXT"))
+        if name == "chat":
             command.add_argument("--publish-token", metavar="TOKEN",
                                  help="accept POST /publish with 'Authorization: Bearer TOKEN'; "
                                       "its text body goes to every member")
@@ -142,6 +151,14 @@ def _health_path(text: str) -> str:
     if not text.startswith("/") or any(c in text for c in "?# \t"):
         raise argparse.ArgumentTypeError("a health path starts with '/' and has no query, such as /healthz; "
                                          "not %r" % text)
+    return text
+
+
+def _realm(text: str) -> str:
+    from .wamp.v2.messages import is_loose_uri
+
+    if not is_loose_uri(text):
+        raise argparse.ArgumentTypeError("a realm is a URI such as realm1 or com.example, not %r" % text)
     return text
 
 
@@ -234,9 +251,21 @@ def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -
         options["compression"] = None
     if args.command == "echo":
         return WsServer(Echo(), **options)
+    if args.command == "wamp":
+        return WsServer(build_wamp(args, topics), **options)
     chat = Chat(topics)
     publish = PublishEndpoint(chat.topics, args.publish_token, topic=chat.room) if args.publish_token else None
     return WsServer(chat, http_handler=chat_http_handler(publish), **options)
+
+
+def build_wamp(args: argparse.Namespace, topics: Optional[Topics] = None) -> Any:
+    """The ``wamp`` command's component: a WAMP v2 router and a v1 server on one hub, by subprotocol."""
+    from .wamp import WampServer, WampServerInterface
+    from .wamp.v2 import WampRouter, WampVersions
+
+    topics = topics if topics is not None else Topics()
+    router = WampRouter(args.realm or ["realm1"], topics)
+    return WampVersions(router, WampServer(WampServerInterface(), topics))
 
 
 class StartupFailed(Exception):
@@ -260,7 +289,7 @@ def single_process_topics(args: argparse.Namespace) -> Optional[Topics]:
     With ``--workers`` the hub is still built once here, so that a malformed
     ``--redis`` URL stops the start; each worker then builds its own after fork.
     """
-    if args.command != "chat":
+    if args.command not in ("chat", "wamp"):
         return None
     try:
         topics = build_topics(args)
@@ -299,7 +328,8 @@ def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> 
     try:
         if args.workers > 1:
             server = Workers(lambda worker: build_stack(args, build_component(
-                args, build_topics(args, worker) if args.command == "chat" else None), worker), args.workers,
+                args, build_topics(args, worker) if args.command in ("chat", "wamp") else None), worker),
+                args.workers,
                 server_options=dict(max_connections=args.max_connections))
             bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]
         else:
@@ -326,6 +356,9 @@ def announce(args: argparse.Namespace, bound: List[Tuple[bool, Any]]) -> None:
         ws_url = _url("wss" if secure else "ws", host, port)
         if args.command == "echo":
             log.info("echo server listening on %s", ws_url)
+        elif args.command == "wamp":
+            log.info("WAMP router listening on %s (realms %s; wamp.2.json, wamp.2.msgpack, wamp)", ws_url,
+                     ", ".join(args.realm or ["realm1"]))
         else:
             log.info("chat demo listening on %s (WebSocket %s)", _url("https" if secure else "http", host, port),
                      ws_url)

@@ -120,7 +120,7 @@ class Router:
         else:
             env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
             self.proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", "wamp", "--realm", "realm1",
-                                          "--host", "127.0.0.1", "--port", "0", "--log-level", "WARNING"],
+                                          "--host", "127.0.0.1", "--port", "0"],
                                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
             self.port = None
@@ -138,8 +138,9 @@ class Router:
             threading.Thread(target=drain, daemon=True).start()
             ok = found.wait(START_TIMEOUT) and self.port is not None
         if not ok:
+            tail = self.log_tail()
             self.stop()
-            raise SystemExit("%s did not start; its log:\n%s" % (name, self.log_tail()))
+            raise SystemExit("%s did not start; its log:\n%s" % (name, tail))
 
     def log_tail(self):
         with open(self.log_path) as f:

@@ -152,11 +152,12 @@ async def workers_mode(url, realm, master_pid, ser):
         return asyncio.get_running_loop().create_future()
     await asyncio.wait_for(d.register(vanish, prefix + ".vanish"), WAIT)
     call = asyncio.ensure_future(b.call(prefix + ".vanish"))
-    try:
-        await asyncio.wait_for(invoked, WAIT)
+    await asyncio.wait([invoked, call], timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+    if not invoked.done() and call.done():
         res = await outcome(call)
-    except Exception as error:  # noqa: BLE001
-        res = ("exception", repr(error))
+        res = ("never invoked; the call ended with", error_parts(res) or res)
+    else:
+        res = await outcome(call)
     r.check("callee on worker %d disconnects mid-call: the caller on worker %d gets an ERROR" % (w1, w2),
             error_parts(res) is not None and error_parts(res)[0].startswith("wamp.error."),
             "got %r" % (error_parts(res) or res,))

@@ -233,8 +233,10 @@ if wamp2_wait_port "$REDIS_PORT" 30 \
         && start_server wamp-redis1 ws --realm "$REALM" --redis "redis://127.0.0.1:$REDIS_PORT/0"; then
     keep_as_second_server
     if start_server wamp-redis2 ws --realm "$REALM" --redis "redis://127.0.0.1:$REDIS_PORT/0"; then
-        step "ratchet_sel: two servers on one Redis: events across servers (json)" timeout -k 5 120 "$PYC" \
-            "$HERE/wamp2/workers_check.py" redis "ws://127.0.0.1:$SECOND_PORT/" "ws://127.0.0.1:$SERVER_PORT/" "$REALM" json
+        for ser in json msgpack; do
+            step "ratchet_sel: two servers on one Redis: events across servers ($ser)" timeout -k 5 120 "$PYC" \
+                "$HERE/wamp2/workers_check.py" redis "ws://127.0.0.1:$SECOND_PORT/" "ws://127.0.0.1:$SERVER_PORT/" "$REALM" "$ser"
+        done
         stop_checked wamp-redis2
     else
         SUMMARY+=("FAIL  the second --redis server did not start"); RC=1

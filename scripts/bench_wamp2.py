@@ -21,7 +21,7 @@ second client adding no throughput (``--clients 2``), show the client is not the
 bottleneck.
 
 Crossbar.io lives in its own venv (default /tmp/ratchet_sel-wamp2/crossbar, made by
-``bash scripts/ci_wamp2.sh`` or ``--install``).  When it is not installed the Crossbar
+``bash scripts/ci_wamp2_interop.sh`` or ``--install``).  When it is not installed the Crossbar
 column is skipped with the reason printed and the ratchet_sel figures still shown.
 
     python3 scripts/bench_wamp2.py                 # 3 rounds x 5 s per measurement
@@ -184,7 +184,7 @@ def crossbar_missing(venv):
     """Why Crossbar.io cannot run (None when it can)."""
     exe = os.path.join(venv, "bin", "crossbar")
     if not os.access(exe, os.X_OK):
-        return "crossbar is not installed in %s (bash scripts/ci_wamp2.sh or scripts/bench_wamp2.py --install)" % venv
+        return "crossbar is not installed in %s (bash scripts/ci_wamp2_interop.sh or scripts/bench_wamp2.py --install)" % venv
     return None
 
 

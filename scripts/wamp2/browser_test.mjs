@@ -1,4 +1,4 @@
-// Headless Chromium against examples/wamp2_app.py (driven by scripts/ci_wamp2.sh):
+// Headless Chromium against examples/wamp2_app.py (driven by scripts/ci_wamp2_interop.sh):
 // the example serves its page at GET / and autobahn-js's browser build (npm
 // autobahn-browser, served with --static); the page's own autobahn-js connects
 // over wamp.2.json or wamp.2.msgpack.

@@ -1,4 +1,4 @@
-# Shared helpers for scripts/ci_wamp2.sh and scripts/bench_wamp2.py's installs.
+# Shared helpers for scripts/ci_wamp2_interop.sh and scripts/bench_wamp2.py's installs.
 # Sourced, not executed; expects `set -euo pipefail` in the caller.
 #
 # Everything is installed under $RATCHET_SEL_WAMP2_DIR (default /tmp/ratchet_sel-wamp2),

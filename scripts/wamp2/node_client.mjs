@@ -9,7 +9,7 @@
 //       PREFIX.py2js event prints `EVENT [args,kwargs]`, publishes PREFIX.js2py
 //       ["from-js", 8] {js: "yes"} (acknowledged) and leaves.
 //
-// The package is looked up in $WAMP2_NODE_DIR/node_modules (scripts/ci_wamp2.sh installs
+// The package is looked up in $WAMP2_NODE_DIR/node_modules (scripts/ci_wamp2_interop.sh installs
 // it into /tmp/ratchet_sel-wamp2/node).  Node 20 has no global WebSocket: `ws` is
 // installed as one before autobahn loads.  Every wait has a timeout (WAMP2_WAIT seconds).
 import { createRequire } from 'node:module';

@@ -16,7 +16,7 @@
 #      servers (scripts/wamp2/workers_check.py);
 #   5. the benchmark smoke: scripts/bench_wamp2.py --quick (our router and Crossbar.io).
 #
-#   bash scripts/ci_wamp2.sh [--no-crossbar]
+#   bash scripts/ci_wamp2_interop.sh [--no-crossbar]
 #
 # Installs what is missing, idempotently, under /tmp/ratchet_sel-wamp2 (scripts/wamp2/
 # lib.sh), /tmp/ratchet_sel-wamp1 and /tmp/ratchet_sel-conformance/py27 (shared with
@@ -38,7 +38,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-crossbar) WITH_CROSSBAR=0 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "ci_wamp2.sh: unknown argument: $arg" >&2; exit 2 ;;
+        *) echo "ci_wamp2_interop.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
 

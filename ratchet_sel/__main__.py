@@ -244,27 +244,33 @@ def build_topics(args: argparse.Namespace, worker: Optional[Worker] = None) -> T
     return Topics()
 
 
-def build_component(args: argparse.Namespace, topics: Optional[Topics] = None) -> WsServer:
-    """The WebSocket server of the chosen command; the chat room is on ``topics``."""
+def build_component(args: argparse.Namespace, topics: Optional[Topics] = None,
+                    worker: Optional[Worker] = None) -> WsServer:
+    """The WebSocket server of the chosen command; the chat room (or the WAMP topics) on ``topics``."""
     options = dict(max_message_size=args.max_message_size)
     if args.no_compression:
         options["compression"] = None
     if args.command == "echo":
         return WsServer(Echo(), **options)
     if args.command == "wamp":
-        return WsServer(build_wamp(args, topics), **options)
+        return WsServer(build_wamp(args, topics, worker), **options)
     chat = Chat(topics)
     publish = PublishEndpoint(chat.topics, args.publish_token, topic=chat.room) if args.publish_token else None
     return WsServer(chat, http_handler=chat_http_handler(publish), **options)
 
 
-def build_wamp(args: argparse.Namespace, topics: Optional[Topics] = None) -> Any:
-    """The ``wamp`` command's component: a WAMP v2 router and a v1 server on one hub, by subprotocol."""
+def build_wamp(args: argparse.Namespace, topics: Optional[Topics] = None, worker: Optional[Worker] = None) -> Any:
+    """The ``wamp`` command's component: a WAMP v2 router and a v1 server on one hub, by subprotocol.
+
+    In a worker of ``--workers``, calls are routed between the workers too.
+    """
     from .wamp import WampServer, WampServerInterface
     from .wamp.v2 import WampRouter, WampVersions
 
     topics = topics if topics is not None else Topics()
     router = WampRouter(args.realm or ["realm1"], topics)
+    if worker is not None:
+        router.span_workers(worker)
     return WampVersions(router, WampServer(WampServerInterface(), topics))
 
 
@@ -328,7 +334,7 @@ def listen(args: argparse.Namespace, topics: Optional[Topics], context: Any) -> 
     try:
         if args.workers > 1:
             server = Workers(lambda worker: build_stack(args, build_component(
-                args, build_topics(args, worker) if args.command in ("chat", "wamp") else None), worker),
+                args, build_topics(args, worker) if args.command in ("chat", "wamp") else None, worker), worker),
                 args.workers,
                 server_options=dict(max_connections=args.max_connections))
             bound = [(tls is not None, server.listen(args.host, port, tls)) for tls, port in wanted]

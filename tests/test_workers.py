@@ -291,7 +291,7 @@ def test_frame_over_the_limit_is_refused_before_it_is_read():
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"\x00\x00\x00\x03\x09\x00\x00", "unknown frame kind"),
+    (b"\x00\x00\x00\x03\x63\x00\x00", "unknown frame kind"),   # 99: 6 to 13 are the mailbox kinds
     (b"\x00\x00\x00\x02\x03\x00", "too short"),
     (b"\x00\x00\x00\x04\x03\x00\x05x", "overruns"),
     (b"\x00\x00\x00\x05\x01\x00\x02\xff\xfe", "UTF-8"),

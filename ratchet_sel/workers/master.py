@@ -58,7 +58,8 @@ from ..io.loop import Loop
 from ..ops import stats
 from ..pubsub.envelope import renew_node_id
 from .channel import Channel
-from .wire import (DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, METRICS, PUBLISH, READY, SUBSCRIBE, UNSUBSCRIBE,
+from .wire import (CLAIM, CLAIM_ANSWER, DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, DELIVERED, MAILBOX_KINDS, METRICS,
+                   PUBLISH, READY, RELEASE, SUBSCRIBE, TO_OWNER, TO_WORKER, UNROUTED, UNSUBSCRIBE, WORKER_GONE,
                    encode_channel_frame)
 from .worker import ConnectionLog, Worker
 
@@ -136,6 +137,7 @@ class _Hub:
         self.slots = slots
         self.loop = loop
         self.relays: List[Tuple[_Slot, str, bytes]] = []
+        self.mailbox = _MailboxRoutes(slots)
 
     def frame(self, slot: _Slot, kind: int, topic: str, payload: bytes) -> None:
         """Take a PUBLISH, SUBSCRIBE, UNSUBSCRIBE or METRICS frame from ``slot``'s worker."""
@@ -153,6 +155,8 @@ class _Hub:
         elif kind == METRICS:
             # Named by the master (a worker cannot speak for another slot); to all the others.
             self.to_others(slot, encode_channel_frame(METRICS, str(slot.index), payload))
+        elif kind in MAILBOX_KINDS:
+            self.mailbox.frame(slot, kind, topic, payload)
 
     def to_others(self, origin: _Slot, frame: bytes) -> None:
         """Send ``frame`` to every worker but ``origin``'s."""
@@ -170,6 +174,55 @@ class _Hub:
                     if frame is None:
                         frame = encode_channel_frame(PUBLISH, topic, payload)
                     other.channel.send(frame)
+
+
+class _MailboxRoutes:
+    """The master's side of the workers' mailbox frames (see :mod:`ratchet_sel.workers.wire`).
+
+    It keeps which worker claimed which key, forwards addressed frames at
+    once (not at the end of the iteration: their order per sender is kept by
+    the channel), and tells the other workers when one is gone.
+    """
+
+    def __init__(self, slots: List[_Slot]) -> None:
+        self.slots = slots
+        self.owners: Dict[str, _Slot] = {}
+
+    def frame(self, slot: _Slot, kind: int, key: str, payload: bytes) -> None:
+        """Route one mailbox frame from ``slot``'s worker."""
+        if kind == CLAIM:
+            owner = self.owners.setdefault(key, slot)
+            self._send(slot, CLAIM_ANSWER, key, (b"1" if owner is slot else b"0") + payload)
+        elif kind == RELEASE:
+            if self.owners.get(key) is slot:
+                del self.owners[key]
+        elif kind == TO_OWNER:
+            owner = self.owners.get(key)
+            if owner is None or owner.channel is None:
+                self._send(slot, UNROUTED, key, payload)
+            else:
+                self._send(owner, DELIVERED, str(slot.index), payload)
+        elif kind == TO_WORKER:
+            for other in self.slots:
+                if str(other.index) == key:
+                    self._send(other, DELIVERED, str(slot.index), payload)
+        else:
+            log.warning("worker %d sent mailbox frame kind %d, which only the master sends", slot.index, kind)
+
+    @staticmethod
+    def _send(slot: _Slot, kind: int, topic: str, payload: bytes) -> None:
+        if slot.channel is not None:
+            slot.channel.send(encode_channel_frame(kind, topic, payload), droppable=False)
+
+    def slot_gone(self, gone: _Slot) -> None:
+        """``gone``'s worker ended: its keys are free, and the other workers are told which they were."""
+        keys = [key for key, owner in self.owners.items() if owner is gone]
+        for key in keys:
+            del self.owners[key]
+        payload = "\n".join(keys).encode("utf-8")
+        for other in self.slots:
+            if other is not gone:
+                self._send(other, WORKER_GONE, str(gone.index), payload)
 
 
 class Workers:
@@ -405,6 +458,7 @@ class Workers:
         # SIGCHLD; look once more soon in case that signal came first.
         slot.channel = None
         slot.topics = set()
+        self._hub.mailbox.slot_gone(slot)
         if self._loop is not None:
             self._loop.call_soon(self._reap)
 

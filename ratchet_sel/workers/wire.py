@@ -7,18 +7,32 @@ Each frame is::
 
 where the payload of a ``PUBLISH`` frame is the wire envelope of
 :mod:`ratchet_sel.pubsub.envelope`.  Nothing here touches a socket.
+
+The mailbox kinds carry messages addressed to one worker rather than to the
+subscribers of a topic (WAMP calls between workers use them): a worker
+``CLAIM``s a key (the master answers ``CLAIM_ANSWER``, payload ``b"1"`` or
+``b"0"`` then the claim's token) and ``RELEASE``s it; ``TO_OWNER`` goes to
+the worker that claimed the frame's key (or comes back as ``UNROUTED``);
+``TO_WORKER`` goes to the worker whose index is the frame's topic; both
+arrive as ``DELIVERED`` with the sender's index as the topic.  When a worker
+is gone the master tells the others with ``WORKER_GONE`` (its index as the
+topic, the keys it held as the payload, one per line).
 """
 
 import struct
 from typing import List, Tuple
 
 __all__ = ["ChannelError", "FrameReader", "encode_channel_frame", "DEFAULT_MAX_FRAME", "DEFAULT_CHANNEL_BUFFER",
-           "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "READY", "METRICS"]
+           "SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "READY", "METRICS", "CLAIM", "CLAIM_ANSWER", "RELEASE",
+           "TO_OWNER", "TO_WORKER", "DELIVERED", "UNROUTED", "WORKER_GONE", "MAILBOX_KINDS"]
 
 #: Frame kinds on a master/worker channel.  METRICS carries a worker's
 #: metrics snapshot (JSON; the topic names the worker; empty: it is gone).
 SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS = 1, 2, 3, 4, 5
-_KINDS = {SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS}
+#: The mailbox frame kinds (see the module documentation).
+CLAIM, CLAIM_ANSWER, RELEASE, TO_OWNER, TO_WORKER, DELIVERED, UNROUTED, WORKER_GONE = 6, 7, 8, 9, 10, 11, 12, 13
+MAILBOX_KINDS = frozenset((CLAIM, CLAIM_ANSWER, RELEASE, TO_OWNER, TO_WORKER, DELIVERED, UNROUTED, WORKER_GONE))
+_KINDS = {SUBSCRIBE, UNSUBSCRIBE, PUBLISH, READY, METRICS} | MAILBOX_KINDS
 
 _HEADER = struct.Struct("!IBH")  # length of the rest, kind, topic length
 _MAX_TOPIC = 0xFFFF
@@ -28,7 +42,6 @@ _MAX_TOPIC = 0xFFFF
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024 + 64 * 1024
 #: Most bytes a channel end buffers for a peer that does not read.
 DEFAULT_CHANNEL_BUFFER = 16 * 1024 * 1024
-
 
 
 class ChannelError(ValueError):

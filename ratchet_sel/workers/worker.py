@@ -11,10 +11,11 @@ from ..io.loop import Loop
 from ..pubsub.envelope import EnvelopeError, Publication, decode, encode
 from ..pubsub.topics import Backplane, Topics
 from .channel import Channel
-from .wire import (DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, METRICS, PUBLISH, READY, SUBSCRIBE, UNSUBSCRIBE,
-                   ChannelError, encode_channel_frame)
+from .wire import (CLAIM, CLAIM_ANSWER, DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, DELIVERED, METRICS, PUBLISH,
+                   READY, RELEASE, SUBSCRIBE, TO_OWNER, TO_WORKER, UNROUTED, UNSUBSCRIBE, WORKER_GONE, ChannelError,
+                   encode_channel_frame)
 
-__all__ = ["Worker", "WorkerBackplane", "ConnectionLog"]
+__all__ = ["Worker", "WorkerBackplane", "ConnectionLog", "Mailbox"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,68 @@ class WorkerBackplane(Backplane):
         self._hub = None
 
 
+class Mailbox:
+    """Messages addressed to one worker, through the master (see :mod:`ratchet_sel.workers.wire`).
+
+    Made by :attr:`Worker.mailbox`.  A worker claims keys (first come, first
+    served across the workers of the master), sends to the owner of a key or
+    to a worker by index, and hears back through ``handler``, an object with:
+
+    - ``claim_answered(key, granted, token)``;
+    - ``delivered(sender_index, payload)``;
+    - ``unrouted(key, payload)`` (nobody owns ``key``: the payload comes back);
+    - ``worker_gone(index, keys)`` (a worker ended; ``keys`` were its claims).
+
+    The send methods return False when the frame could not be queued (too
+    large, or the channel is closed or full).
+    """
+
+    def __init__(self, worker: "Worker") -> None:
+        self.worker = worker
+        self.handler: Any = None
+
+    def _send(self, kind: int, topic: str, payload: bytes, droppable: bool) -> bool:
+        try:
+            frame = encode_channel_frame(kind, topic, payload)
+        except ChannelError as exc:
+            log.error("mailbox frame for %r not sent: %s", topic[:80], exc)
+            return False
+        if len(frame) - 4 > self.worker.max_frame:
+            log.warning("mailbox frame of %d bytes is over the %d-byte limit", len(frame), self.worker.max_frame)
+            return False
+        return self.worker.send_frame(frame, droppable)
+
+    def claim(self, key: str, token: bytes = b"") -> bool:
+        """Ask to own ``key``; ``handler.claim_answered(key, granted, token)`` follows."""
+        return self._send(CLAIM, key, token, False)
+
+    def release(self, key: str) -> bool:
+        """Give ``key`` up (nothing happens if this worker does not own it)."""
+        return self._send(RELEASE, key, b"", False)
+
+    def to_owner(self, key: str, payload: bytes) -> bool:
+        """Send ``payload`` to the worker that owns ``key`` (it may come back as ``unrouted``)."""
+        return self._send(TO_OWNER, key, payload, True)
+
+    def to_worker(self, index: int, payload: bytes) -> bool:
+        """Send ``payload`` to worker ``index`` (dropped by the master if it is gone)."""
+        return self._send(TO_WORKER, str(index), payload, False)
+
+    def frame(self, kind: int, topic: str, payload: bytes) -> None:
+        """Hand a mailbox frame from the master to the handler."""
+        handler = self.handler
+        if handler is None:
+            return
+        if kind == DELIVERED:
+            handler.delivered(int(topic), payload)
+        elif kind == CLAIM_ANSWER:
+            handler.claim_answered(topic, payload[:1] == b"1", payload[1:])
+        elif kind == UNROUTED:
+            handler.unrouted(topic, payload)
+        elif kind == WORKER_GONE:
+            handler.worker_gone(int(topic), [key for key in payload.decode("utf-8").split("\n") if key])
+
+
 class Worker:
     """What a worker's factory gets, in the worker process after ``fork``.
 
@@ -87,6 +150,7 @@ class Worker:
     - ``backplane``: a :class:`WorkerBackplane` to the master's hub;
     - ``topics``: a :class:`~ratchet_sel.pubsub.Topics` hub on that backplane,
       made on first use: the simplest way to share topics between workers;
+    - ``mailbox``: a :class:`Mailbox`, messages addressed to one worker;
     - :meth:`share_metrics` and :meth:`metrics_snapshots`: every worker's
       metrics, for a :class:`~ratchet_sel.metrics.MetricsEndpoint` that
       answers for the whole server from any worker.
@@ -101,6 +165,7 @@ class Worker:
         self.server: Optional[IoServer] = None
         self.backplane = WorkerBackplane(self)
         self._topics: Optional[Topics] = None
+        self.mailbox = Mailbox(self)
         self._stop_callbacks: List[Callable[[], Any]] = []
         self._peer_snapshots: Dict[str, Dict[str, Any]] = {}
         self._metrics_timer: Any = None
@@ -154,9 +219,10 @@ class Worker:
         if self._topics is not None:
             self._topics.close()
 
-    def send_frame(self, frame: bytes) -> bool:
-        """Queue one encoded frame for the master; False when the channel dropped it (closed or full)."""
-        return self._channel.send(frame)
+    def send_frame(self, frame: bytes, droppable: bool = True) -> bool:
+        """Queue one encoded frame for the master; False when the channel dropped it (closed, or
+        full and ``droppable``)."""
+        return self._channel.send(frame, droppable)
 
     def send_control(self, kind: int, topic: str) -> None:
         """Tell the master at once (never dropped) that this worker subscribes to or leaves ``topic``."""
@@ -183,6 +249,8 @@ class Worker:
                 return
             if isinstance(figures, dict):
                 self._peer_snapshots[topic] = figures
+        elif kind in (DELIVERED, CLAIM_ANSWER, UNROUTED, WORKER_GONE):
+            self.mailbox.frame(kind, topic, payload)
         else:
             log.warning("unexpected frame kind %d from the master", kind)
 

@@ -97,6 +97,8 @@ class Dealer:
         self.by_id: Dict[int, Registration] = {}
         self.pending: Dict[int, PendingCall] = {}
         self._next_invocation = 0
+        #: The :class:`~ratchet_sel.wamp.v2.cluster.WorkerLink` to the other workers, if any.
+        self.remote: Any = None
 
     # -- registrations -------------------------------------------------------------------
     def register(self, callee: Any, uri: str) -> Optional[Registration]:
@@ -124,24 +126,34 @@ class Dealer:
         del self.by_uri[uri], self.by_id[registration.id]
         return True
 
-    def unregister(self, callee: Any, registration_id: int) -> bool:
+    def unregister(self, callee: Any, registration_id: int, release: bool = True) -> bool:
         """Remove one of ``callee``'s registrations; False if it has no such registration.
 
-        Calls in progress on it still get their answer.
+        Calls in progress on it still get their answer.  With other workers,
+        the procedure's claim is given up unless ``release`` is false.
         """
         registration = callee.registrations.pop(registration_id, None)
         if registration is None:
             return False
         del self.by_uri[registration.uri], self.by_id[registration.id]
+        if release and self.remote is not None:
+            self.remote.release(self.realm, registration.uri)
         return True
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, caller: Any, request_id: int, options: dict, uri: str, args: list,
-             kwargs: Optional[dict]) -> None:
-        """Route CALL ``request_id`` of ``caller``: run it here, or INVOCATION to its callee."""
+             kwargs: Optional[dict], local_only: bool = False) -> None:
+        """Route CALL ``request_id`` of ``caller``: run it here, INVOCATION to its callee, or
+        (unless ``local_only``) forward it to the worker that registered it."""
         registration = self.by_uri.get(uri)
         if registration is None:
-            caller.send_error(m.CALL, request_id, ERROR_NO_SUCH_PROCEDURE, ["no procedure %s" % uri])
+            if self.remote is None or local_only:
+                caller.send_error(m.CALL, request_id, ERROR_NO_SUCH_PROCEDURE, ["no procedure %s" % uri])
+            elif len(caller.calls) >= self.max_outstanding_calls:
+                caller.send_error(m.CALL, request_id, ERROR_TOO_MANY_CALLS,
+                                  ["more than %d calls in progress" % self.max_outstanding_calls])
+            else:
+                self.remote.forward(caller, request_id, options, uri, args, kwargs)
             return
         if registration.handler is not None:
             details = CallDetails(caller, uri, options) if registration.details else None
@@ -224,6 +236,12 @@ class Dealer:
         if pending is None:
             return      # answered already: nothing to cancel
         mode = options.get("mode", "kill")
+        if not isinstance(pending, PendingCall):      # forwarded to another worker
+            self.remote.cancel(pending, mode)
+            if mode != "kill":
+                caller.calls.pop(request_id, None)
+                caller.send_error(m.CALL, request_id, ERROR_CANCELED, ["the call was canceled"])
+            return
         if mode == "kill" and pending.callee.supports("callee", "call_canceling"):
             self._interrupt(pending, "kill")     # the callee's ERROR answers the caller
             return
@@ -241,5 +259,8 @@ class Dealer:
             pending.caller.send_error(m.CALL, pending.request_id, ERROR_CANCELED,
                                       ["the callee left before answering"])
         for pending in list(session.calls.values()):
+            if not isinstance(pending, PendingCall):  # forwarded to another worker
+                self.remote.caller_left(pending)
+                continue
             self._finish(pending)
             self._interrupt(pending, "killnowait")

@@ -172,6 +172,8 @@ class WampRouter(ComponentInterface):
         self.max_registrations = max_registrations
         self.realms: Dict[str, Realm] = {}
         self.sessions: Dict[Any, RouterSession] = {}      # WsConnection -> its current session
+        #: The :class:`~ratchet_sel.wamp.v2.cluster.WorkerLink` once :meth:`span_workers` was called.
+        self.workers_link: Any = None
         names = list(realms)
         self.shared_realm = shared_realm if shared_realm is not None else (names[0] if names else None)
         for name in names:
@@ -193,7 +195,22 @@ class WampRouter(ComponentInterface):
         if realm is None:
             prefix = "" if name == self.shared_realm else "wamp2:%s:" % name
             realm = self.realms[name] = Realm(name, self.topics, prefix, self.max_outstanding_calls)
+            realm.dealer.remote = self.workers_link
         return realm
+
+    def span_workers(self, worker: Any) -> None:
+        """In a worker of :class:`~ratchet_sel.workers.Workers`: route calls between the workers.
+
+        Clients' procedures are claimed at the master (one callee across the
+        workers) and calls reach them from any worker; see
+        :mod:`ratchet_sel.wamp.v2.cluster`.  Give the router ``worker.topics``
+        too, so that publications span the workers.
+        """
+        from .cluster import WorkerLink
+
+        self.workers_link = WorkerLink(self, worker.mailbox, worker.loop)
+        for realm in self.realms.values():
+            realm.dealer.remote = self.workers_link
 
     def _realms(self, realm: Optional[str]) -> List[Realm]:
         if realm is None:
@@ -434,6 +451,8 @@ class WampRouter(ComponentInterface):
             if registration is None:
                 session.send_error(m.REGISTER, request_id, ERROR_PROCEDURE_ALREADY_EXISTS,
                                    ["procedure %s exists already" % uri])
+            elif self.workers_link is not None:
+                self.workers_link.claim(session, request_id, registration)   # REGISTERED when granted
             else:
                 session.send([m.REGISTERED, request_id, registration.id])
 

@@ -12,8 +12,9 @@
 //      procedure (args and kwargs) and publishes to the topic; the call's result
 //      and the event must arrive (a call and a subscription, both ways through
 //      the router);
-//   3. when the example registers its own procedures, one of them (WAMP2_APP_CALL,
-//      default none) is called too and must answer.
+//   3. the page's own session (its script) shows com.example.add(2, 3) = 5, the
+//      error of com.example.divide(1, 0) and its own chat publication coming back;
+//   4. an app procedure (WAMP2_APP_CALL, default com.example.whoami) answers in-page.
 // Prints "browser wamp2: ..." lines; exit 0 on success.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -32,7 +33,7 @@ const BASE = `http://127.0.0.1:${port}`;
 const STEP_MS = 15_000;
 const OVERALL_MS = Number(process.env.BROWSER_TEST_TIMEOUT_MS || 120_000);
 const TOKEN = process.env.BROWSER_TEST_TOKEN || 'none';
-const APP_CALL = process.env.WAMP2_APP_CALL || '';
+const APP_CALL = process.env.WAMP2_APP_CALL === undefined ? 'com.example.whoami' : process.env.WAMP2_APP_CALL;
 // The router's URL (default: the page's own port, as the example serves both).
 const WS_URL = process.env.WAMP2_WS_URL || `ws://127.0.0.1:${port}/`;
 const out = (s) => console.log(`browser wamp2: ${s}`);
@@ -80,6 +81,22 @@ async function run(browser) {
     throw new Fail('the page did not load autobahn-js (window.autobahn undefined): is --static serving autobahn-browser?');
   }
   out(`GET / 200, autobahn-js ${await page.evaluate(() => window.autobahn.version || '(browser build)')} loaded`);
+  // The page's own client: com.example.add(2, 3), divide(1, 0)'s application error, and
+  // its publication on com.example.chat coming back to its subscription (exclude_me false).
+  try {
+    await page.waitForFunction(() => window.wampResults && window.wampResults.add !== undefined
+      && window.wampResults.divideError !== undefined && window.wampResults.event !== undefined);
+  } catch (err) {
+    throw new Fail(`the page's own calls did not finish: status "${await page.textContent('#status')}", `
+      + `results ${JSON.stringify(await page.evaluate(() => window.wampResults))}`);
+  }
+  const own = await page.evaluate(() => window.wampResults);
+  const shown = await page.textContent('#call-result');
+  const okOwn = own.add === 5 && shown === '5' && own.divideError === 'com.example.divide_by_zero'
+    && JSON.stringify(own.event) === JSON.stringify(['hello from the browser']);
+  out(`${okOwn ? 'PASS' : 'FAIL'} the page's own session: add(2, 3) = ${own.add} (shown "${shown}"), `
+    + `divide(1, 0) error ${own.divideError}, chat event ${JSON.stringify(own.event)}`);
+  if (!okOwn) throw new Fail("the page's own results are wrong");
   for (const serializer of ['json', 'msgpack']) {
     const got = await page.evaluate(inPage, { url: WS_URL, realm, serializer, appCall: APP_CALL, stepMs: STEP_MS });
     const okCall = JSON.stringify(got.result) === JSON.stringify({ args: [42], kwargs: { from: 'browser' } });

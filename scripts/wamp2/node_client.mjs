@@ -228,6 +228,10 @@ async function scenarios(url, realm, ser) {
     r.check('join realm ' + realm + ': WELCOME with distinct session ids in [1, 2^53]',
       new Set(ids).size === 3 && ids.every((i) => Number.isInteger(i) && i >= 1 && i <= 2 ** 53) && a.session.realm === realm,
       'session ids ' + ids);
+    const abort = await connect(url, 'com.ratchet_sel.no.such.realm', ser).then(
+      (cl) => { cl.connection.close(); return 'joined as session ' + cl.session.id; },
+      (e) => String(e.message));
+    r.check('join an unknown realm: ABORT wamp.error.no_such_realm', /"reason":"wamp.error.no_such_realm"/.test(abort), abort);
     await pubsubChecks(r, a, b, c, prefix + '.topic');
     await rpcChecks(r, url, realm, ser, b, c, prefix);
     if (b.sub) {

@@ -97,6 +97,9 @@ class Client(ApplicationSession):
         return await asyncio.wait_for(self.subscribe(on_event, topic), WAIT)
 
 
+session_left_reason = [None]      # the last connect()'s close-reason future (for ABORT checks)
+
+
 async def connect(url, realm, serializer_name):
     """Opens a WebSocket and joins realm; returns the session (joined)."""
     loop = asyncio.get_running_loop()
@@ -112,6 +115,7 @@ async def connect(url, realm, serializer_name):
                                          serializers=[SERIALIZERS[serializer_name]()])
     parsed = urlparse(url)
     await asyncio.wait_for(loop.create_connection(factory, parsed.hostname, parsed.port), WAIT)
+    session_left_reason[0] = left
     details = await asyncio.wait_for(joined, WAIT)
     session = holder[0]
     session.left = left
@@ -142,6 +146,19 @@ def error_parts(result):
         return None
     error = result[1]
     return (error.error, list(error.args), dict(error.kwargs))
+
+
+async def unknown_realm_check(r, url, ser):
+    """HELLO to a realm the router does not serve: ABORT wamp.error.no_such_realm."""
+    try:
+        session = await connect(url, "com.ratchet_sel.no.such.realm", ser)
+        r.check("join an unknown realm: ABORT wamp.error.no_such_realm", False,
+                "joined as session %r" % session.session_id)
+        await leave(session)
+    except ConnectionError:
+        reason = await asyncio.wait_for(session_left_reason[0], WAIT)
+        r.check("join an unknown realm: ABORT wamp.error.no_such_realm", reason == "wamp.error.no_such_realm",
+                "router said %r" % (reason,))
 
 
 async def pubsub_checks(r, a, b, c, topic):
@@ -384,6 +401,7 @@ async def main():
             r.check("join realm %s: WELCOME with distinct session ids in [1, 2^53]" % args.realm,
                     len(set(ids)) == 3 and all(1 <= i <= 2 ** 53 for i in ids)
                     and a.welcome.realm == args.realm, "session ids %r" % ids)
+            await unknown_realm_check(r, args.url, args.serializer)
             subs = await pubsub_checks(r, a, b, c, prefix + ".topic")
             await rpc_checks(r, args.url, args.realm, args.serializer, b, c, prefix)
             if subs and "B" in subs:

@@ -180,11 +180,12 @@ def loop(peers, on_messages, seconds):
 def run_rpc(args):
     callee = Peer(args.host, args.port, args.realm)
     caller = Peer(args.host, args.port, args.realm)
-    callee.send([64, 1, {}, "bench.echo"])
+    procedure = "bench.echo.%d" % os.getpid()        # several clients may run at once
+    callee.send([64, 1, {}, procedure])
     registration = expect(callee, 65)
     del registration
     count = [0]
-    call_frames = [frame('[48,%d,{},"bench.echo",[%d]]' % (i, i)) for i in range(1, args.window + 1)]
+    call_frames = [frame('[48,%d,{},"%s",[%d]]' % (i, procedure, i)) for i in range(1, args.window + 1)]
     for f in call_frames:
         caller.send_raw(f)
 
@@ -206,13 +207,14 @@ def run_rpc(args):
 def run_events(args):
     subs = [Peer(args.host, args.port, args.realm) for _ in range(args.subscribers)]
     pub = Peer(args.host, args.port, args.realm)
+    topic = "bench.topic.%d" % os.getpid()            # several clients may run at once
     for s in subs:
-        s.send([32, 1, {}, "bench.topic"])
+        s.send([32, 1, {}, topic])
         expect(s, 33)
     count = [0]
     first_seen = [0]
     published = [0]
-    publish_frame = frame('[16,1,{},"bench.topic",["payload-0123456789"]]')
+    publish_frame = frame('[16,1,{},"%s",["payload-0123456789"]]' % topic)
 
     def top_up():
         while published[0] - first_seen[0] < args.window:

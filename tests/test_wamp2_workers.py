@@ -11,6 +11,7 @@ import pytest
 from support import ensure_fd_limit
 from test_workers import SERVING, ServerProcess
 from wamp2_client import Wamp2Client
+from wsclient import http_exchange
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="prefork workers need os.fork")
 
@@ -104,6 +105,67 @@ def test_a_callee_worker_that_dies_mid_call_answers_with_error():
         assert caller.recv()[:5] == [8, 48, 1, {}, "wamp.error.canceled"]
         assert caller.call("com.doomed")[4] == "wamp.error.no_such_procedure"
         server.wait_for(SERVING, 3)     # replaced
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_the_wamp_command_in_one_process_with_health_and_two_realms():
+    server = ServerProcess([sys.executable, "-m", "ratchet_sel", "wamp", "--realm", "realm1", "--realm", "com.other",
+                            "--host", "127.0.0.1", "--port", "0", "--health", "/healthz"])
+    try:
+        line = server.wait_for(re.compile(r"WAMP router listening on ws://127\.0\.0\.1:(\d+)/ \(realms realm1, "
+                                          r"com\.other; wamp\.2\.json, wamp\.2\.msgpack, wamp\)"))[0]
+        port = int(line.group(1))
+        status, _, body = http_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+        assert status == 200 and b'"ok"' in body
+        with Wamp2Client(port, "wamp.2.msgpack", path="/any/path") as one, Wamp2Client(port) as two:
+            one.join("com.other")
+            two.join("com.other")
+            two.register("com.other.proc")
+            one.send([48, 1, {}, "com.other.proc", [1]])
+            invocation = two.recv()
+            two.send([70, invocation[1], {}, [2]])
+            assert one.recv() == [50, 1, {}, [2]]
+            one.send([1, "realm1", {}])       # HELLO when established: a protocol violation
+            assert one.recv()[2] == "wamp.error.protocol_violation"
+        server.wait_for(re.compile(r"protocol violation: HELLO is not allowed in state ESTABLISHED"))
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0, server.log()
+
+
+@pytest.mark.timeout(60)
+def test_a_caller_worker_that_dies_mid_call_interrupts_the_callee():
+    ensure_fd_limit(256)
+    server = start_router(2)
+    clients: List[Wamp2Client] = []
+    try:
+        port = int(server.wait_for(re.compile(r"ws://127\.0\.0\.1:(\d+)/"))[0].group(1))
+        by_pid = clients_on_each_worker(server, port, 1)
+        (_, (callee,)), (victim_pid, (caller,)) = by_pid.items()
+        clients = [callee, caller]
+        callee.register("com.survivor")
+        caller.send([48, 1, {}, "com.survivor"])
+        invocation = callee.recv()
+        os.kill(victim_pid, signal.SIGKILL)
+        assert callee.recv() == [69, invocation[1], {"mode": "killnowait"}]
+        callee.send([70, invocation[1], {}, ["too late"]])       # dropped quietly
+        replacement = int(server.wait_for(SERVING, 3)[2].group(2))
+        for _ in range(40):                                       # a new caller on the new worker
+            newcomer = Wamp2Client(port)
+            clients.append(newcomer)
+            if server.pid_of(newcomer.ws) == replacement:
+                break
+        assert server.pid_of(newcomer.ws) == replacement, "no client reached the new worker"
+        newcomer.join()
+        newcomer.send([48, 2, {}, "com.survivor", [1]])
+        invocation = callee.recv()
+        callee.send([70, invocation[1], {}, [2]])
+        assert newcomer.recv() == [50, 2, {}, [2]]
     finally:
         for client in clients:
             client.close()

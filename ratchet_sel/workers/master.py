@@ -191,8 +191,8 @@ class _MailboxRoutes:
     def frame(self, slot: _Slot, kind: int, key: str, payload: bytes) -> None:
         """Route one mailbox frame from ``slot``'s worker."""
         if kind == CLAIM:
-            owner = self.owners.setdefault(key, slot)
-            self._send(slot, CLAIM_ANSWER, key, (b"1" if owner is slot else b"0") + payload)
+            claimed_by = self.owners.setdefault(key, slot)
+            self._send(slot, CLAIM_ANSWER, key, (b"1" if claimed_by is slot else b"0") + payload)
         elif kind == RELEASE:
             if self.owners.get(key) is slot:
                 del self.owners[key]

@@ -202,9 +202,9 @@ class Broker:
         if own is not None and publication.message is own[0]:
             text, single, args, kwargs, publication_id, publisher = own
         else:
-            text, publisher, publication_id = publication.message, None, new_id()
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
+            message = publication.message
+            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+            publisher, publication_id = None, new_id()
             args, kwargs, single = hub_payload(text)
         if subscription.sessions:
             self._send_events(subscription, publication, text if single else None, args, kwargs, publication_id)

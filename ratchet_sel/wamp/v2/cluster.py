@@ -94,7 +94,8 @@ class WorkerLink:
         self.mailbox = mailbox
         self.loop = loop
         self.forwarded: Dict[int, ForwardedCall] = {}
-        self.remote_callers: Dict[int, RemoteCaller] = {}
+        # (worker index, realm) -> the stand-in for that worker's callers in that realm's dealer
+        self.remote_callers: Dict[Any, RemoteCaller] = {}
         self._next_forward = 0
         mailbox.handler = self
 
@@ -139,7 +140,7 @@ class WorkerLink:
         message: Dict[str, Any] = {"op": "call", "id": forward_id, "realm": caller.realm_name, "uri": uri,
                                    "args": args or [], "kwargs": kwargs or {}}
         timeout = options.get("timeout")
-        if type(timeout) in (int, float) and timeout > 0:
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
             message["options"] = {"timeout": timeout}
         try:
             payload = _JSON.encode(message).encode("utf-8")
@@ -204,14 +205,16 @@ class WorkerLink:
         if op in ("result", "error"):
             self._answer(message)
             return
-        caller = self.remote_callers.get(sender)
-        if caller is None:
-            caller = self.remote_callers[sender] = RemoteCaller(self, sender)
         realm = self.router.realms.get(message.get("realm"))
         if realm is None:
             if op == "call":
-                caller.send_error(m.CALL, message["id"], ERROR_NO_SUCH_PROCEDURE, ["no such realm here"])
-        elif op == "call":
+                self.reply(sender, {"op": "error", "id": message.get("id"), "error": ERROR_NO_SUCH_PROCEDURE,
+                                    "args": ["no such realm here"]})
+            return
+        caller = self.remote_callers.get((sender, realm.name))
+        if caller is None:
+            caller = self.remote_callers[(sender, realm.name)] = RemoteCaller(self, sender)
+        if op == "call":
             realm.dealer.call(caller, message["id"], message.get("options") or {}, message["uri"],
                               message.get("args") or [], message.get("kwargs") or None, local_only=True)
         elif op == "cancel":
@@ -233,7 +236,8 @@ class WorkerLink:
         for forwarded in [f for f in self.forwarded.values() if f.key in gone]:
             self._answer({"op": "error", "id": forwarded.forward_id, "error": ERROR_CANCELED,
                           "args": ["the callee's worker ended"]})
-        caller = self.remote_callers.pop(index, None)
-        if caller is not None:
-            for realm in self.router.realms.values():
+        for sender, realm_name in [key for key in self.remote_callers if key[0] == index]:
+            caller = self.remote_callers.pop((sender, realm_name))
+            realm = self.router.realms.get(realm_name)
+            if realm is not None:
                 realm.dealer.session_left(caller)

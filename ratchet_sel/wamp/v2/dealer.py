@@ -187,7 +187,7 @@ class Dealer:
         caller.calls[request_id] = pending
         callee.invocations[invocation_id] = pending
         timeout = options.get("timeout")
-        if type(timeout) in (int, float) and timeout > 0:
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
             pending.timer = caller.loop.call_later(timeout / 1000.0, self._timed_out, pending)
 
     def _finish(self, pending: PendingCall) -> None:

@@ -46,15 +46,13 @@ def is_id(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_ID
 
 
-_LOOSE_COMPONENT = re.compile(r"[^\s.#]+\Z")
+_LOOSE = re.compile(r"[^\s.#]+(?:\.[^\s.#]+)*\Z")
 _STRICT = re.compile(r"([0-9a-z_]+\.)*[0-9a-z_]+\Z")
 
 
 def is_loose_uri(value: Any) -> bool:
     """The spec's loose URI rule: dot-separated non-empty components without whitespace or ``#``."""
-    if type(value) is not str or not value:
-        return False
-    return all(_LOOSE_COMPONENT.match(part) for part in value.split("."))
+    return type(value) is str and _LOOSE.match(value) is not None
 
 
 def is_strict_uri(value: Any) -> bool:

@@ -27,7 +27,8 @@ from ...pubsub import Topics
 from . import messages as m
 from .api import (CLOSE_GOODBYE_AND_OUT, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_LIMIT_REACHED,
                   ERROR_NO_SUCH_REALM, ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION,
-                  ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION, RateLimitedLog)
+                  ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION, ERROR_RUNTIME,
+                  RateLimitedLog)
 from .auth import Admission, Authenticator, Authorizer
 from .broker import Broker, new_id
 from .dealer import DEFAULT_MAX_OUTSTANDING_CALLS, Dealer
@@ -264,7 +265,10 @@ class WampRouter(ComponentInterface):
         the shared realm).  Returns the publication id.  ``ValueError`` for
         a payload JSON cannot carry.
         """
-        return self.realms[realm or self.shared_realm].broker.publish(uri, args, kwargs, exclude, eligible)
+        name = realm if realm is not None else self.shared_realm
+        if name not in self.realms:
+            raise KeyError("no realm %r" % name)
+        return self.realms[name].broker.publish(uri, args, kwargs, exclude, eligible)
 
     def session_count(self) -> int:
         """How many sessions are joined to a realm now."""
@@ -303,7 +307,7 @@ class WampRouter(ComponentInterface):
         """A handler raised (already logged by WsServer): end that session with ABORT and close."""
         session = self.sessions.get(conn)
         if session is not None:
-            session.send([m.ABORT, {"message": "internal error"}, "wamp.error.system_shutdown"])
+            session.send([m.ABORT, {"message": "internal server error"}, ERROR_RUNTIME])
         conn.close(1011, "internal server error")
 
     def violation(self, session: RouterSession, reason: str) -> None:

@@ -7,7 +7,9 @@ Connects with the `wamp` subprotocol, subscribes to TOPIC and publishes
 {"from": "v1", "n": 1} to TOPIC with excludeMe=False.  Its own event coming back
 proves the SUBSCRIBE was handled (one connection's messages are handled in order),
 so only then it prints `READY <session>`.  It prints every event it receives as
-`EVENT <json>` until it has seen one whose value is "from-v2", then exits 0.  Exits 1 after 30 seconds without it.  (Python 2.7 code.)
+`EVENT <json>`.  On the event "from-v2" it publishes {"args": [1], "kwargs": {"x": 2}}
+(excludeMe); it exits 0 once it has also seen {"args": ["a", "b"], "kwargs": {"k": 1}}
+(how a v2 publication of another shape reaches v1, per docs/wamp.md).  Exits 1 after 30 seconds without it.  (Python 2.7 code.)
 """
 from __future__ import print_function
 
@@ -45,8 +47,13 @@ class Peer(WampClientProtocol):
             self.ready = True
             say("READY %s" % self.session_id)
         if event == "from-v2":
+            # The documented mapping of other shapes: a v1 event that is exactly
+            # {"args": [...], "kwargs": {...}} reaches v2 subscribers as those.
+            self.publish(TOPIC, {"args": [1], "kwargs": {"x": 2}}, excludeMe=True)
+            self.seen_v2 = True
+        if event == {"args": ["a", "b"], "kwargs": {"k": 1}} and getattr(self, "seen_v2", False):
             status[0] = 0
-            reactor.callLater(0.1, reactor.stop)
+            reactor.callLater(0.5, reactor.stop)
 
 
 def main():

@@ -8,6 +8,9 @@
 // 2. the v2 subscriber must get that as EVENT args=[{"from": "v1", "n": 1}], no kwargs;
 // 3. the v2 session publishes TOPIC args=["from-v2"] (acknowledged): the v1 subscriber
 //    must get the event "from-v2" (the peer exits 0 when it has).
+// 4. the documented mapping of other shapes (docs/wamp.md): a v2 PUBLISH ["a","b"] {k: 1}
+//    reaches v1 as {"args": ["a","b"], "kwargs": {"k": 1}}; a v1 event that is exactly
+//    {"args": [1], "kwargs": {"x": 2}} reaches v2 as EVENT args=[1] kwargs={x: 2}.
 // Prints PASS/FAIL lines; exit 1 on any failure.  Every wait has a timeout.
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
@@ -66,8 +69,15 @@ async function main() {
     check('v1 PUBLISH reaches the v2 subscriber as EVENT args=[event], no kwargs',
       JSON.stringify(events[0]) === JSON.stringify([[{ from: 'v1', n: 1 }], {}]), 'got ' + JSON.stringify(events[0]));
     await timeout(session.publish(topic, ['from-v2'], {}, { acknowledge: true }), 'v2 PUBLISHED');
+    await timeout(session.publish(topic, ['a', 'b'], { k: 1 }, { acknowledge: true }), 'v2 PUBLISHED');
     const got = await waitLine((l) => l === 'EVENT "from-v2"' || l.startsWith('FAIL'), 'the v2 publication at the v1 subscriber');
     check('v2 PUBLISH with one positional argument reaches the v1 subscriber as that event', got === 'EVENT "from-v2"', got);
+    const want = 'EVENT {"args":["a","b"],"kwargs":{"k":1}}';
+    const other = await waitLine((l) => l === want || l.startsWith('FAIL'), 'the v2 args+kwargs publication at the v1 subscriber');
+    check('v2 PUBLISH args=["a","b"] kwargs={k:1} reaches v1 as {"args": [...], "kwargs": {...}} (docs/wamp.md)', other === want, other);
+    await timeout(new Promise((resolve) => { wake = () => events.length >= 2 && resolve(); wake(); }), 'the v1 args/kwargs publication at the v2 subscriber');
+    check('v1 PUBLISH {"args": [1], "kwargs": {"x": 2}} reaches v2 as EVENT args=[1] kwargs={x: 2} (docs/wamp.md)',
+      JSON.stringify(events[1]) === JSON.stringify([[1], { x: 2 }]), 'got ' + JSON.stringify(events[1]));
     const code = await timeout(exited, 'the v1 peer exit');
     check('v1 peer exited cleanly', code === 0, 'exit status ' + code + '; its lines: ' + JSON.stringify(v1Lines));
   } catch (e) {

@@ -185,8 +185,9 @@ all_scenarios() {
 if (( WITH_CROSSBAR )); then
     T0=$SECONDS
     start_crossbar
-    # Crossbar.io answers GOODBYE with wamp.close.normal (the spec says goodbye_and_out).
-    WAMP2_GOODBYE_REPLY=wamp.close.normal all_scenarios "ws://127.0.0.1:$CROSSBAR_PORT/" "crossbar"
+    # Crossbar.io answers GOODBYE with wamp.close.normal (the spec says goodbye_and_out),
+    # and reads a CALL's timeout option as seconds, answering wamp.error.canceled.
+    WAMP2_GOODBYE_REPLY=wamp.close.normal WAMP2_TIMEOUT_ERROR=wamp.error.canceled all_scenarios "ws://127.0.0.1:$CROSSBAR_PORT/" "crossbar"
     stop_crossbar
     log "crossbar harness run: $((SECONDS - T0))s"
 else

@@ -23,6 +23,9 @@ if (typeof globalThis.WebSocket === 'undefined') {
 const autobahn = require('autobahn');
 // The reason the router's GOODBYE reply must carry (Crossbar.io says wamp.close.normal).
 const GOODBYE_REPLY = process.env.WAMP2_GOODBYE_REPLY || 'wamp.close.goodbye_and_out';
+// The error of a call whose timeout option (1 ms per the spec) runs out (Crossbar.io
+// reads it as seconds and answers wamp.error.canceled).
+const TIMEOUT_ERROR = process.env.WAMP2_TIMEOUT_ERROR || 'wamp.error.timeout';
 const WAIT_MS = 1000 * Number(process.env.WAMP2_WAIT || '10');
 
 function serializerOf(name) {
@@ -186,6 +189,14 @@ async function rpcChecks(r, url, realm, ser, b, c, prefix) {
   res = await outcome(c.session.call(prefix + '.nobody-registered-this'), 'ERROR');
   r.check('unknown procedure: wamp.error.no_such_procedure', res[0] === 'error' && res[1][0] === 'wamp.error.no_such_procedure', 'got ' + JSON.stringify(res));
 
+  try {
+    await withTimeout(b.session.register(prefix + '.hang', () => new Promise(() => {})), 'REGISTERED');
+    res = await outcome(c.session.call(prefix + '.hang', [], {}, { timeout: 1 }), 'ERROR after the timeout');
+    r.check('call with the timeout option, callee silent: ERROR ' + TIMEOUT_ERROR,
+      res[0] === 'error' && res[1][0] === TIMEOUT_ERROR, 'got ' + JSON.stringify(res));
+  } catch (e) {
+    r.check('call with the timeout option', false, String(e));
+  }
   try {
     const d = await connect(url, realm, ser);
     let invoked;

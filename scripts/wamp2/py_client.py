@@ -33,12 +33,16 @@ from autobahn.asyncio.wamp import ApplicationSession
 from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
-from autobahn.wamp.types import ComponentConfig, PublishOptions
+from autobahn.wamp.types import CallOptions, ComponentConfig, PublishOptions
 
 WAIT = float(os.environ.get("WAMP2_WAIT", "10"))
 # The reason the router's GOODBYE reply must carry: the spec's wamp.close.goodbye_and_out
 # (Crossbar.io answers wamp.close.normal, so its harness run sets WAMP2_GOODBYE_REPLY).
 GOODBYE_REPLY = os.environ.get("WAMP2_GOODBYE_REPLY", "wamp.close.goodbye_and_out")
+# The error of a call whose `timeout` option (1: milliseconds per the spec) runs out:
+# the spec's wamp.error.timeout (Crossbar.io reads it as seconds and answers
+# wamp.error.canceled, so its harness run sets WAMP2_TIMEOUT_ERROR).
+TIMEOUT_ERROR = os.environ.get("WAMP2_TIMEOUT_ERROR", "wamp.error.timeout")
 SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer}
 
 
@@ -292,6 +296,17 @@ async def rpc_checks(r, url, realm, ser, b, c, prefix):
     parts = error_parts(result)
     r.check("unknown procedure: wamp.error.no_such_procedure",
             parts is not None and parts[0] == "wamp.error.no_such_procedure", "got %r" % (parts or result,))
+
+    # A call whose timeout option runs out while the callee never answers.
+    try:
+        await asyncio.wait_for(b.register(lambda *a, **k: asyncio.get_running_loop().create_future(),
+                                          prefix + ".hang"), WAIT)
+        result = await outcome(c.call(prefix + ".hang", options=CallOptions(timeout=1)))
+        parts = error_parts(result)
+        r.check("call with the timeout option, callee silent: ERROR %s" % TIMEOUT_ERROR,
+                parts is not None and parts[0] == TIMEOUT_ERROR, "got %r" % (parts or result,))
+    except Exception as error:  # noqa: BLE001
+        r.check("call with the timeout option", False, repr(error))
 
     # A callee that disconnects while the call is outstanding.
     try:

@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.types import PublishOptions  # noqa: E402
 
-from py_client import WAIT, Report, connect, error_parts, leave, next_event, outcome  # noqa: E402
+from py_client import WAIT, Report, connect, error_parts, leave, outcome  # noqa: E402
 
 MAX_CONNECTIONS = 24
 

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORK=/tmp/ratchet_sel-wamp2
+WORK=/tmp/ratchet_sel-wamp2-router
 mkdir -p "$WORK"
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -35,7 +35,7 @@ rm -f "$REPORT"
 status=0
 PYTHONPATH="$PWD" "$WORK/venv/bin/python" -m pytest -q -rs -p no:cacheprovider --junitxml="$REPORT" \
     tests/test_wamp2_serializers.py tests/test_wamp2_session.py tests/test_wamp2_router.py \
-    tests/test_wamp2_fuzz.py tests/test_wamp2_example.py tests/test_wamp2_workers.py \
+    tests/test_wamp2_fuzz.py tests/test_wamp2_example.py tests/test_wamp2_cluster.py tests/test_wamp2_workers.py \
     tests/test_wamp2_redis.py || status=$?
 
 "$WORK/venv/bin/python" - "$REPORT" <<'PYEOF' || status=1

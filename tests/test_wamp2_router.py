@@ -10,6 +10,7 @@ from ratchet_sel.wamp import WampServer, WampServerInterface
 from ratchet_sel.wamp.v2 import ApplicationError, Result, WampRouter, WampVersions
 from support import ServerThread
 from wamp2_client import Wamp2Client
+from ratchet_sel.websocket.rfc6455 import encode_message
 from wsclient import WsClient
 
 BOTH = ["wamp.2.json", "wamp.2.msgpack"]
@@ -40,7 +41,8 @@ def test_join_and_call_server_procedures(router, subprotocol):
         assert 1 <= welcome[1] <= 2 ** 53
         roles = welcome[2]["roles"]
         assert set(roles) == {"broker", "dealer"}
-        assert roles["dealer"]["features"] == {"call_timeout": True, "call_canceling": True}
+        assert roles["dealer"]["features"] == {"call_timeout": True, "call_canceling": True,
+                                               "caller_identification": True}
         assert welcome[2]["authrole"] == "anonymous"
         assert client.call("com.add", [2, 3])[3] == [5]
         assert client.call("com.stats")[3:] == [[1, 2], {"total": 3}]
@@ -129,6 +131,17 @@ def test_calls_between_clients(router, callee_protocol):
         assert caller.recv() == [8, 48, 8, {}, "com.app.error", ["why"], {"detail": 1}]
         callee.send([70, invocation[1], {}, ["late"]])       # unknown by now: dropped, not a violation
         assert caller.call("com.add", [1, 1])[3] == [2]
+        # caller identification: asked by the caller (disclose_me) or by the callee (disclose_caller)
+        caller.send([48, 9, {"disclose_me": True}, "com.callee.echo"])
+        invocation = callee.recv()
+        assert invocation[3] == {"caller": caller.session_id, "caller_authid": "anonymous-%d" % caller.session_id,
+                                 "caller_authrole": "anonymous"}
+        callee.send([70, invocation[1], {}])
+        assert caller.recv() == [50, 9, {}]
+        callee.send([64, 20, {"disclose_caller": True}, "com.callee.disclosed"])
+        assert callee.recv()[:2] == [65, 20]
+        caller.send([48, 10, {}, "com.callee.disclosed"])
+        assert callee.recv()[3]["caller"] == caller.session_id
 
 
 def test_callee_leaving_timeout_cancel_and_limits():
@@ -221,17 +234,21 @@ def test_goodbye_then_join_again(router):
         assert client.call("com.add", [1, 2])[3] == [3]
 
 
-def test_violation_ends_one_session_only(router):
+def test_violation_ends_one_session_only(router, caplog):
+    caplog.set_level("INFO", logger="ratchet_sel.wamp.v2.router")
     with serve(router) as server, Wamp2Client(server.port) as good, Wamp2Client(server.port) as bad:
         good.join()
         bad.join()
-        bad.send([48, "one", {}, "com.add"])
+        bad.ws.send_raw(b"".join(b"".join(encode_message(bad.serializer.encode(message), mask_source=lambda: b"abcd"))
+                                 for message in ([48, "one", {}, "com.add"], [99], [98])))   # likely one read
+        bad.send([48, 2, {}, "com.add"])
         abort = bad.recv()
         assert abort[0] == 3 and abort[2] == "wamp.error.protocol_violation"
         assert "not a valid id" in abort[1]["message"]
         close = bad.ws.expect_close()
         assert close.code == 1002 and "not a valid id" in close.reason
         assert good.call("com.add", [1, 2])[3] == [3]
+    assert caplog.text.count("protocol violation") == 1     # what followed the violation was dropped
 
 
 def test_no_subprotocol_is_closed_with_a_reason(router):
@@ -264,3 +281,72 @@ def test_v1_and_v2_share_topics():
         assert json.loads(old.recv_message()) == [8, "http://example.com/topic", {"args": [1, 2], "kwargs": {"k": 3}}]
         old.send(json.dumps([7, "http://example.com/topic", {"args": ["a"], "kwargs": {"b": 1}}]))
         assert v2.recv()[4:] == [["a"], {"b": 1}]
+
+
+def test_application_api_edges():
+    router = WampRouter(["realm1"], strict_uris=True)
+    with pytest.raises(ValueError):
+        router.register("Not.Strict", lambda: 1)
+    with pytest.raises(ValueError):
+        router.add_realm("bad realm")
+    with pytest.raises(KeyError):
+        router.register("com.x", lambda: 1, realm="nowhere")
+    router.register("com.x", lambda: 1)
+    with pytest.raises(ValueError, match="registered already"):
+        router.register("com.x", lambda: 2)
+    router.unregister("com.x")
+    router.register("com.x", lambda: 3)
+    seen = []
+
+    def handler(*args, details, **kwargs):
+        seen.append((args, kwargs, details.topic, details.publisher, details.realm))
+
+    router.subscribe("com.t", handler, details=True)
+    router.publish("com.t", ["a"], {"b": 1})
+    router.unsubscribe("com.t", handler)
+    router.publish("com.t", ["unseen"])
+    assert seen == [(("a",), {"b": 1}, "com.t", None, "realm1")]
+    with pytest.raises(ValueError):
+        router.publish("com.t", [object()])
+
+
+def test_hooks_that_raise_refuse_and_procedures_that_raise_answer_runtime_error(caplog):
+    def authorize(session, action, uri):
+        if action == "publish":
+            raise RuntimeError("hook bug")
+        return True
+
+    router = WampRouter(["realm1"], authorize=authorize, strict_uris=True)
+
+    def broken():
+        raise KeyError("secret detail")
+
+    router.register("com.broken", broken)
+    with serve(router) as server, Wamp2Client(server.port) as client:
+        client.join()
+        client.send([16, 1, {"acknowledge": True}, "com.topic", ["x"]])
+        assert client.recv()[:5] == [8, 16, 1, {}, "wamp.error.not_authorized"]
+        error = client.call("com.broken")
+        assert error[4] == "wamp.error.runtime_error" and "secret" not in str(error)
+        client.send([48, 9, {}, "Com.Upper"])                    # strict URIs: a violation
+        assert client.recv()[2] == "wamp.error.protocol_violation"
+    assert "hook bug" in caplog.text and "secret detail" in caplog.text
+
+
+def test_lone_surrogates_never_reach_a_peer():
+    router = WampRouter(["realm1"])
+    router.register("com.bad.text", lambda: "\ud800")
+    with serve(router) as server, Wamp2Client(server.port) as client, \
+            Wamp2Client(server.port, "wamp.2.msgpack") as other:
+        client.join()
+        other.join()
+        other.subscribe("com.t")
+        assert client.call("com.bad.text")[4] == "wamp.error.runtime_error"     # the app's value
+        assert other.call("com.bad.text")[4] == "wamp.error.runtime_error"
+        client.ws.send('[16,1,{"acknowledge":true},"com.t",["fine \\ud83d\\ude00"]]')    # an escaped pair
+        assert client.recv()[0] == 17
+        assert other.recv()[4] == ["fine \U0001F600"]
+        client.ws.send('[16,2,{},"com.t",["\\ud800"]]')                      # a client's: a violation
+        abort = client.recv()
+        assert abort[2] == "wamp.error.protocol_violation" and "surrogate" in abort[1]["message"]
+        assert other.call("com.bad.text")[4] == "wamp.error.runtime_error"     # still served

@@ -138,12 +138,19 @@ def test_json_is_compact_utf8_with_binary_as_nul_base64():
 
 @pytest.mark.parametrize("payload, message", [
     ("[1, NaN]", "NaN is not JSON"), ("[Infinity]", "Infinity"), ("[1,", "malformed"), ("[1] [2]", "malformed"),
-    (b"\xff[]", "not UTF-8"), ('["\\u0000!!"]', "not base64"), ('["\\u0000\u00e9"]', "not base64"),
+    (b"\xff[]", "not UTF-8"), ('["\\u0000!!"]', "not base64"), ('["\\ud800"]', "lone surrogate"),
+    ('{"\\uDFFF":1}', "lone surrogate"), ('["\\u0000\u00e9"]', "not base64"),
     ("[" * 100000 + "]" * 100000, "malformed"),
 ])
 def test_json_refuses_bad_payloads(payload, message):
     with pytest.raises(SerializationError, match=message):
         JSON.decode(payload)
+
+
+def test_json_keeps_escaped_surrogate_pairs_and_msgpack_refuses_lone_surrogates():
+    assert JSON.decode('["\\ud83d\\ude00"]') == ["\U0001F600"]
+    with pytest.raises(SerializationError, match="MessagePack"):
+        MSGPACK.encode(["\udc00"])
 
 
 def test_json_refuses_to_encode_nan_and_objects():

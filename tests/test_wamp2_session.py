@@ -120,6 +120,8 @@ def test_msgpack_session_and_strict_uris():
     assert session.send(WELCOME) == MsgpackSerializer().encode(WELCOME)
     with pytest.raises(ProtocolViolation, match="URI"):
         session.receive(MsgpackSerializer().encode([64, 1, {}, "Com.Example"]))
+    with pytest.raises(ProtocolViolation, match="keyword argument name 1 is not a string"):
+        session.receive(MsgpackSerializer().encode([48, 1, {}, "a.b", [], {1: "x"}]))
     assert established().receive('[64,1,{},"Com.Example"]')[3] == "Com.Example"   # loose by default
 
 

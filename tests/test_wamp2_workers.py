@@ -63,8 +63,9 @@ def test_calls_and_events_between_two_workers():
             assert invocation[2:] == [registration, {}, [1, b"\x00"], {"k": "v"}]
             callee.send([70, invocation[1], {}, ["ok"], {"from": "callee"}])
             assert who.recv() == [50, 5, {}, ["ok"], {"from": "callee"}]
-        caller.send([48, 6, {}, "com.cross.echo"])
+        caller.send([48, 6, {"disclose_me": True}, "com.cross.echo"])
         invocation = callee.recv()
+        assert invocation[3]["caller"] == caller.session_id      # caller identification across workers
         callee.send([8, 68, invocation[1], {}, "com.app.failed", ["no"], {"code": 3}])
         assert caller.recv() == [8, 48, 6, {}, "com.app.failed", ["no"], {"code": 3}]
         assert caller.call("com.cross.missing")[4] == "wamp.error.no_such_procedure"

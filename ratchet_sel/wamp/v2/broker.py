@@ -240,11 +240,10 @@ class Broker:
                     payload: Any = "[36,%d,%d,{},[%s]]" % (subscription.id, publication_id, single_json)
                 else:
                     payload = serializer.encode(event)
-            except SerializationError as exc:
+                broadcast(connections, payload)
+            except (SerializationError, UnicodeEncodeError) as exc:
                 log.warning("EVENT on %r not sent to %d %s subscribers: %s", subscription.uri,
                             len(connections), serializer.subprotocol, exc)
-                continue
-            broadcast(connections, payload)
 
     def _call_handler(self, handler: Callable[..., Any], wants_details: bool, uri: str, args: list,
                       kwargs: Optional[dict], publisher: Optional[int]) -> None:

@@ -66,6 +66,11 @@ class RemoteCaller:
         """The worker's loop (for call timeouts)."""
         return self.link.loop
 
+    def identity(self, options: dict) -> Dict[str, Any]:
+        """The identity of the calling session, as its worker sent it with the call."""
+        identity = options.get("caller_identity")
+        return identity if isinstance(identity, dict) else {}
+
     def supports(self, role: str, feature: str) -> bool:
         """A remote caller is never a callee: no feature to offer."""
         return False
@@ -121,8 +126,11 @@ class WorkerLink:
         realm = self.router.realms.get(realm_name)
         session = realm.sessions.get(session_id) if realm is not None else None
         if session is None or registration_id not in session.registrations:
-            if granted:
-                self.mailbox.release(key)      # the callee left (or unregistered) meanwhile
+            # The callee left (or unregistered) meanwhile, and its unregistering already sent a
+            # RELEASE.  Release again only if no newer registration here waits for this key.
+            uri = key.partition("\x00")[2]
+            if granted and (realm is None or uri not in realm.dealer.by_uri):
+                self.mailbox.release(key)
             return
         if granted:
             session.send([m.REGISTERED, request_id, registration_id])
@@ -139,9 +147,13 @@ class WorkerLink:
         key = procedure_key(caller.realm_name, uri)
         message: Dict[str, Any] = {"op": "call", "id": forward_id, "realm": caller.realm_name, "uri": uri,
                                    "args": args or [], "kwargs": kwargs or {}}
+        forwarded_options: Dict[str, Any] = {"caller_identity": caller.identity()}
         timeout = options.get("timeout")
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-            message["options"] = {"timeout": timeout}
+            forwarded_options["timeout"] = timeout
+        if options.get("disclose_me") is True:
+            forwarded_options["disclose_me"] = True
+        message["options"] = forwarded_options
         try:
             payload = _JSON.encode(message).encode("utf-8")
         except SerializationError as exc:

@@ -29,15 +29,17 @@ DEFAULT_MAX_OUTSTANDING_CALLS = 1000
 class Registration:
     """A procedure: its id and URI, and either the callee session or the server-side function."""
 
-    __slots__ = ("id", "uri", "callee", "handler", "details")
+    __slots__ = ("id", "uri", "callee", "handler", "details", "disclose_caller")
 
     def __init__(self, uri: str, callee: Any = None, handler: Optional[Callable[..., Any]] = None,
-                 details: bool = False) -> None:
+                 details: bool = False, disclose_caller: bool = False) -> None:
         self.id = new_id()
         self.uri = uri
         self.callee = callee
         self.handler = handler
         self.details = details
+        #: REGISTER option ``disclose_caller``: every INVOCATION names its caller.
+        self.disclose_caller = disclose_caller
 
     def __repr__(self) -> str:
         return "<Registration %d %r %s>" % (self.id, self.uri, "server" if self.handler else self.callee)
@@ -101,11 +103,11 @@ class Dealer:
         self.remote: Any = None
 
     # -- registrations -------------------------------------------------------------------
-    def register(self, callee: Any, uri: str) -> Optional[Registration]:
+    def register(self, callee: Any, uri: str, disclose_caller: bool = False) -> Optional[Registration]:
         """Register ``uri`` for ``callee``; ``None`` if the procedure exists already."""
         if uri in self.by_uri:
             return None
-        registration = Registration(uri, callee=callee)
+        registration = Registration(uri, callee=callee, disclose_caller=disclose_caller)
         self.by_uri[uri] = self.by_id[registration.id] = registration
         callee.registrations[registration.id] = registration
         return registration
@@ -159,9 +161,11 @@ class Dealer:
             details = CallDetails(caller, uri, options) if registration.details else None
             error, out_args, out_kwargs = run_procedure(registration.handler, args, kwargs, details)
             if error is not None:
-                caller.send_error(m.CALL, request_id, error, out_args, out_kwargs)
+                sent = caller.send_error(m.CALL, request_id, error, out_args, out_kwargs)
             else:
-                caller.send_result(request_id, out_args, out_kwargs)
+                sent = caller.send_result(request_id, out_args, out_kwargs)
+            if not sent:    # the payload cannot be serialised for this caller: still an answer
+                caller.send_error(m.CALL, request_id, ERROR_RUNTIME, ["the answer cannot be serialised"])
             return
         if len(caller.calls) >= self.max_outstanding_calls:
             caller.send_error(m.CALL, request_id, ERROR_TOO_MANY_CALLS,
@@ -174,7 +178,11 @@ class Dealer:
         self._next_invocation = invocation_id = self._next_invocation % m.MAX_ID + 1
         callee = registration.callee
         pending = PendingCall(invocation_id, caller, request_id, callee)
-        message: list = [m.INVOCATION, invocation_id, registration.id, {}]
+        details = {}
+        if registration.disclose_caller or options.get("disclose_me") is True:
+            # Caller identification: the caller's own identity, or the one a forwarding worker sent.
+            details = caller.identity(options)
+        message: list = [m.INVOCATION, invocation_id, registration.id, details]
         if args or kwargs:
             message.append(args)
             if kwargs:

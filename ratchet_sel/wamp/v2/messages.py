@@ -116,6 +116,11 @@ def validate(message: Any, uri_rule: Callable[[Any], bool] = is_loose_uri) -> in
             raise ProtocolViolation("%s field %d is not a valid %s: %.60r" % (NAMES[code], position, kind, value))
     if count > len(fields) and type(message[len(fields) + 1]) is not list:
         raise ProtocolViolation("%s arguments are not an array" % NAMES[code])
-    if count == most and payload and type(message[most]) is not dict:
-        raise ProtocolViolation("%s keyword arguments are not an object" % NAMES[code])
+    if count == most and payload:
+        kwargs = message[most]
+        if type(kwargs) is not dict:
+            raise ProtocolViolation("%s keyword arguments are not an object" % NAMES[code])
+        for key in kwargs:
+            if type(key) is not str:      # possible in MessagePack; a keyword is a string
+                raise ProtocolViolation("%s keyword argument name %.40r is not a string" % (NAMES[code], key))
     return code

@@ -35,7 +35,7 @@ from .dealer import DEFAULT_MAX_OUTSTANDING_CALLS, Dealer
 from .serializers import SerializationError, serializer_for
 from .session import CLOSED, ProtocolViolation, SessionProtocol
 
-__all__ = ["WampRouter", "RouterSession", "Realm", "DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_MAX_REGISTRATIONS",
+__all__ = ["WampRouter", "ApplicationApi", "RouterSession", "Realm", "DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_MAX_REGISTRATIONS",
            "WAMP2_SUBPROTOCOLS", "ROUTER_ROLES"]
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,8 @@ WAMP2_SUBPROTOCOLS = ("wamp.2.json", "wamp.2.msgpack")
 #: The roles and feature flags announced in WELCOME: only what the router implements.
 ROUTER_ROLES = {
     "broker": {"features": {"publisher_exclusion": True, "subscriber_blackwhite_listing": True}},
-    "dealer": {"features": {"call_timeout": True, "call_canceling": True}},
+    "dealer": {"features": {"call_timeout": True, "call_canceling": True, "caller_identification": True}},
 }
-
-_violations = RateLimitedLog(log)
 
 
 class RouterSession:
@@ -89,6 +87,10 @@ class RouterSession:
         """The loop of the session's connection (for timers)."""
         return self.connection.loop
 
+    def identity(self, options: Optional[dict] = None) -> Dict[str, Any]:
+        """What caller identification discloses of this session (``options`` are not read)."""
+        return {"caller": self.session_id, "caller_authid": self.authid, "caller_authrole": self.authrole}
+
     def supports(self, role: str, feature: str) -> bool:
         """True if the client announced ``feature`` for ``role`` in its HELLO."""
         features = self.roles.get(role)
@@ -107,7 +109,11 @@ class RouterSession:
         except ValueError as exc:
             log.debug("%r: %s", self, exc)
             return False
-        self.connection.send(payload)
+        try:
+            self.connection.send(payload)
+        except UnicodeEncodeError as exc:       # a lone surrogate from the application's own values
+            log.warning("%r: %s not sent: %s", self, m.NAMES.get(message[0]), exc)
+            return False
         return True
 
     def send_error(self, request_type: int, request_id: int, error: str, args: Optional[list] = None,
@@ -143,75 +149,16 @@ class Realm:
         return "<Realm %r: %d sessions>" % (self.name, len(self.sessions))
 
 
-class WampRouter(ComponentInterface):
-    """A WAMP v2 router serving ``realms`` (see the module documentation and docs/wamp.md).
+class ApplicationApi:
+    """The application side of :class:`WampRouter`: server-side procedures, subscribers, publications.
 
-    - ``topics``: the :class:`~ratchet_sel.pubsub.Topics` hub publications go
-      through (a new in-process one by default); share it with a
-      :class:`~ratchet_sel.wamp.WampServer` and give it a backplane to span
-      WAMP v1, workers and hosts.  Topics of ``shared_realm`` (default: the
-      first realm) are hub topics of the same name, shared with WAMP v1;
-      other realms' topics are ``wamp2:REALM:URI`` on the hub.
-    - ``authenticator``, ``allow_anonymous``, ``authorize``: see
-      :mod:`ratchet_sel.wamp.v2.auth`.
-    - ``strict_uris``: the spec's strict URI rule instead of the loose one.
-    - ``max_outstanding_calls``, ``max_subscriptions``, ``max_registrations``:
-      per session; past them the request gets an ERROR.
+    A base class of the router; it reads the router's ``realms``, ``uri_rule``
+    and ``shared_realm``.
     """
 
-    def __init__(self, realms: Iterable[str] = ("realm1",), topics: Optional[Topics] = None, *,
-                 authenticator: Optional[Authenticator] = None, allow_anonymous: Optional[bool] = None,
-                 authorize: Optional[Authorizer] = None, strict_uris: bool = False,
-                 max_outstanding_calls: int = DEFAULT_MAX_OUTSTANDING_CALLS,
-                 max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
-                 max_registrations: int = DEFAULT_MAX_REGISTRATIONS, shared_realm: Optional[str] = None) -> None:
-        self.topics = topics if topics is not None else Topics()
-        self.admission = Admission(authenticator, allow_anonymous, authorize)
-        self.uri_rule = m.is_strict_uri if strict_uris else m.is_loose_uri
-        self.max_outstanding_calls = max_outstanding_calls
-        self.max_subscriptions = max_subscriptions
-        self.max_registrations = max_registrations
-        self.realms: Dict[str, Realm] = {}
-        self.sessions: Dict[Any, RouterSession] = {}      # WsConnection -> its current session
-        #: The :class:`~ratchet_sel.wamp.v2.cluster.WorkerLink` once :meth:`span_workers` was called.
-        self.workers_link: Any = None
-        names = list(realms)
-        self.shared_realm = shared_realm if shared_realm is not None else (names[0] if names else None)
-        for name in names:
-            self.add_realm(name)
-        self._handlers: Dict[int, Callable[[RouterSession, list], None]] = {
-            m.HELLO: self._hello, m.AUTHENTICATE: self._authenticate, m.GOODBYE: self._goodbye,
-            m.ABORT: self._aborted, m.SUBSCRIBE: self._subscribe, m.UNSUBSCRIBE: self._unsubscribe,
-            m.PUBLISH: self._publish, m.REGISTER: self._register, m.UNREGISTER: self._unregister,
-            m.CALL: self._call, m.YIELD: self._yield, m.ERROR: self._error, m.CANCEL: self._cancel,
-        }
-
-    subprotocols = WAMP2_SUBPROTOCOLS
-
-    def add_realm(self, name: str) -> Realm:
-        """Serve realm ``name`` too (``ValueError`` if it is not a valid URI); returns it."""
-        if not m.is_loose_uri(name):
-            raise ValueError("a realm name is a URI: %r" % name)
-        realm = self.realms.get(name)
-        if realm is None:
-            prefix = "" if name == self.shared_realm else "wamp2:%s:" % name
-            realm = self.realms[name] = Realm(name, self.topics, prefix, self.max_outstanding_calls)
-            realm.dealer.remote = self.workers_link
-        return realm
-
-    def span_workers(self, worker: Any) -> None:
-        """In a worker of :class:`~ratchet_sel.workers.Workers`: route calls between the workers.
-
-        Clients' procedures are claimed at the master (one callee across the
-        workers) and calls reach them from any worker; see
-        :mod:`ratchet_sel.wamp.v2.cluster`.  Give the router ``worker.topics``
-        too, so that publications span the workers.
-        """
-        from .cluster import WorkerLink
-
-        self.workers_link = WorkerLink(self, worker.mailbox, worker.loop)
-        for realm in self.realms.values():
-            realm.dealer.remote = self.workers_link
+    realms: Dict[str, Realm]
+    shared_realm: Optional[str]
+    uri_rule: Callable[[Any], bool]
 
     def _realms(self, realm: Optional[str]) -> List[Realm]:
         if realm is None:
@@ -220,7 +167,6 @@ class WampRouter(ComponentInterface):
             raise KeyError("no realm %r" % realm)
         return [self.realms[realm]]
 
-    # -- the application API ------------------------------------------------------------------
     def register(self, uri: str, procedure: Callable[..., Any], realm: Optional[str] = None,
                  details: bool = False) -> None:
         """Serve procedure ``uri`` with ``procedure(*args, **kwargs)`` in ``realm`` (default: every realm).
@@ -274,6 +220,80 @@ class WampRouter(ComponentInterface):
         """How many sessions are joined to a realm now."""
         return sum(len(realm.sessions) for realm in self.realms.values())
 
+
+
+class WampRouter(ApplicationApi, ComponentInterface):
+    """A WAMP v2 router serving ``realms`` (see the module documentation and docs/wamp.md).
+
+    - ``topics``: the :class:`~ratchet_sel.pubsub.Topics` hub publications go
+      through (a new in-process one by default); share it with a
+      :class:`~ratchet_sel.wamp.WampServer` and give it a backplane to span
+      WAMP v1, workers and hosts.  Topics of ``shared_realm`` (default: the
+      first realm) are hub topics of the same name, shared with WAMP v1;
+      other realms' topics are ``wamp2:REALM:URI`` on the hub.
+    - ``authenticator``, ``allow_anonymous``, ``authorize``: see
+      :mod:`ratchet_sel.wamp.v2.auth`.
+    - ``strict_uris``: the spec's strict URI rule instead of the loose one.
+    - ``max_outstanding_calls``, ``max_subscriptions``, ``max_registrations``:
+      per session; past them the request gets an ERROR.
+    """
+
+    def __init__(self, realms: Iterable[str] = ("realm1",), topics: Optional[Topics] = None, *,
+                 authenticator: Optional[Authenticator] = None, allow_anonymous: Optional[bool] = None,
+                 authorize: Optional[Authorizer] = None, strict_uris: bool = False,
+                 max_outstanding_calls: int = DEFAULT_MAX_OUTSTANDING_CALLS,
+                 max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
+                 max_registrations: int = DEFAULT_MAX_REGISTRATIONS, shared_realm: Optional[str] = None) -> None:
+        self.topics = topics if topics is not None else Topics()
+        self.admission = Admission(authenticator, allow_anonymous, authorize)
+        self.uri_rule = m.is_strict_uri if strict_uris else m.is_loose_uri
+        self.max_outstanding_calls = max_outstanding_calls
+        self.max_subscriptions = max_subscriptions
+        self.max_registrations = max_registrations
+        self.realms: Dict[str, Realm] = {}
+        self.sessions: Dict[Any, RouterSession] = {}      # WsConnection -> its current session
+        #: The :class:`~ratchet_sel.wamp.v2.cluster.WorkerLink` once :meth:`span_workers` was called.
+        self.workers_link: Any = None
+        #: Where protocol violations are logged: at most 10 lines a minute, the rest counted.
+        self.violation_log = RateLimitedLog(log)
+        names = list(realms)
+        self.shared_realm = shared_realm if shared_realm is not None else (names[0] if names else None)
+        for name in names:
+            self.add_realm(name)
+        self._handlers: Dict[int, Callable[[RouterSession, list], None]] = {
+            m.HELLO: self._hello, m.AUTHENTICATE: self._authenticate, m.GOODBYE: self._goodbye,
+            m.ABORT: self._aborted, m.SUBSCRIBE: self._subscribe, m.UNSUBSCRIBE: self._unsubscribe,
+            m.PUBLISH: self._publish, m.REGISTER: self._register, m.UNREGISTER: self._unregister,
+            m.CALL: self._call, m.YIELD: self._yield, m.ERROR: self._error, m.CANCEL: self._cancel,
+        }
+
+    subprotocols = WAMP2_SUBPROTOCOLS
+
+    def add_realm(self, name: str) -> Realm:
+        """Serve realm ``name`` too (``ValueError`` if it is not a valid URI); returns it."""
+        if not m.is_loose_uri(name):
+            raise ValueError("a realm name is a URI: %r" % name)
+        realm = self.realms.get(name)
+        if realm is None:
+            prefix = "" if name == self.shared_realm else "wamp2:%s:" % name
+            realm = self.realms[name] = Realm(name, self.topics, prefix, self.max_outstanding_calls)
+            realm.dealer.remote = self.workers_link
+        return realm
+
+    def span_workers(self, worker: Any) -> None:
+        """In a worker of :class:`~ratchet_sel.workers.Workers`: route calls between the workers.
+
+        Clients' procedures are claimed at the master (one callee across the
+        workers) and calls reach them from any worker; see
+        :mod:`ratchet_sel.wamp.v2.cluster`.  Give the router ``worker.topics``
+        too, so that publications span the workers.
+        """
+        from .cluster import WorkerLink
+
+        self.workers_link = WorkerLink(self, worker.mailbox, worker.loop)
+        for realm in self.realms.values():
+            realm.dealer.remote = self.workers_link
+
     # -- WsServer calls these --------------------------------------------------------------
     def on_open(self, conn: Any) -> None:
         """A WebSocket opened: a session starts in ESTABLISHING (or a close if not WAMP v2)."""
@@ -294,7 +314,8 @@ class WampRouter(ComponentInterface):
             if message is not None:
                 self._handlers[message[0]](session, message)
         except ProtocolViolation as exc:
-            self.violation(session, str(exc))
+            if session.protocol.state != CLOSED:     # what arrives after the end is dropped, unlogged
+                self.violation(session, str(exc))
 
     def on_close(self, conn: Any) -> None:
         """The WebSocket closed: its session leaves its realm."""
@@ -312,7 +333,7 @@ class WampRouter(ComponentInterface):
 
     def violation(self, session: RouterSession, reason: str) -> None:
         """End ``session`` for a protocol violation: ABORT, then a WebSocket close 1002, both with ``reason``."""
-        _violations.info("%r: protocol violation: %s", session, reason)
+        self.violation_log.info("%r: protocol violation: %s", session, reason)
         session.send([m.ABORT, {"message": reason}, ERROR_PROTOCOL_VIOLATION])
         self._leave(session)
         session.protocol.closed()
@@ -451,7 +472,8 @@ class WampRouter(ComponentInterface):
             session.send_error(m.REGISTER, request_id, ERROR_LIMIT_REACHED,
                                ["more than %d registrations" % self.max_registrations])
         else:
-            registration = session.realm.dealer.register(session, uri)  # type: ignore[union-attr]
+            registration = session.realm.dealer.register(  # type: ignore[union-attr]
+                session, uri, options.get("disclose_caller") is True)
             if registration is None:
                 session.send_error(m.REGISTER, request_id, ERROR_PROCEDURE_ALREADY_EXISTS,
                                    ["procedure %s exists already" % uri])

@@ -80,6 +80,24 @@ def _unpack_binary(value: Any, depth: int) -> Any:
     return value
 
 
+def _check_surrogates(value: Any, depth: int) -> None:
+    """Refuse strings with a lone surrogate (``\\ud800`` alone): they cannot be sent as UTF-8."""
+    if depth <= 0:
+        raise SerializationError("nested deeper than %d" % DEFAULT_MAX_DEPTH)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SerializationError("a string holds a lone surrogate (not Unicode text)") from None
+    elif isinstance(value, list):
+        for item in value:
+            _check_surrogates(item, depth - 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_surrogates(key, depth - 1)
+            _check_surrogates(item, depth - 1)
+
+
 class JsonSerializer(Serializer):
     """``wamp.2.json``: compact UTF-8 JSON in text frames, bytes as NUL + base64."""
 
@@ -110,6 +128,9 @@ class JsonSerializer(Serializer):
             raise SerializationError("JSON payload is not UTF-8") from None
         except (ValueError, RecursionError) as exc:
             raise SerializationError("malformed JSON: %s" % exc) from None
+        if "\\ud" in payload or "\\uD" in payload:
+            # An escaped surrogate: a lone one makes a string no UTF-8 peer can receive.
+            _check_surrogates(value, DEFAULT_MAX_DEPTH + 1)
         # JSON escapes NUL as \u0000 (a raw control character is invalid): no such
         # escape, no binary value, and the usual message needs no walk at all.
         if "\\u0000" in payload:
@@ -127,7 +148,7 @@ class MsgpackSerializer(Serializer):
         """``message`` as MessagePack bytes."""
         try:
             return msgpack.packb(message)
-        except (msgpack.MsgpackError, RecursionError) as exc:
+        except (msgpack.MsgpackError, RecursionError, UnicodeEncodeError) as exc:
             raise SerializationError("cannot encode as MessagePack: %s" % exc) from None
 
     def decode(self, payload: Any) -> Any:

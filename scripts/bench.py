@@ -18,6 +18,9 @@ order rotates each round) so that machine noise hits all of them alike.
     python3 scripts/bench.py --only deflate --rounds 3   # permessage-deflate only
     python3 scripts/bench.py --workers-group             # prefork: --workers 2 against --workers 1
     python3 scripts/bench.py --redis-group               # fan-out through Redis against one process
+    python3 scripts/bench.py --wamp2-group               # WAMP v2 RPC/events: our router against Crossbar.io
+                                                   # (scripts/bench_wamp2.py; the Crossbar column is skipped,
+                                                   # with the reason printed, when it is not installed)
     python3 scripts/bench.py --baseline /tmp/base --servers ratchet_sel,ratchet_sel-before,websockets
                                                    # before/after a change: another checkout's ratchet_sel
                                                    # (C accelerator built in place there) side by side
@@ -1048,6 +1051,11 @@ def main(argv=None):
     if "--redis-group" in argv:
         import bench_redis
         return bench_redis.main([a for a in argv if a != "--redis-group"])
+    # --wamp2-group: WAMP v2 RPC round trips and events per second, ratchet_sel's router against
+    # Crossbar.io driven by the same lean client, from scripts/bench_wamp2.py (--quick/--rounds/--json).
+    if "--wamp2-group" in argv:
+        import bench_wamp2
+        return bench_wamp2.main([a for a in argv if a != "--wamp2-group"])
     args = parse_args(argv)
     ctx = Ctx()
     ctx.quick = args.quick

@@ -41,7 +41,8 @@ if grep -q "SKIPPED" /tmp/ratchet_sel-ci-speedups/speedups.log; then
     echo "tests/test_speedups.py skipped tests although the accelerator is built" >&2
     exit 1
 fi
-"$PY" -m pytest -q -p no:cacheprovider
+# The whole suite with the accelerator is .ci/run's last step (the README's command builds it in
+# place), so it is not run a second time here.
 
 echo "== test suite on the pure-Python path (RATCHET_SEL_NO_SPEEDUPS=1)"
 RATCHET_SEL_NO_SPEEDUPS=1 "$PY" -m pytest -q -p no:cacheprovider

@@ -5,7 +5,7 @@ scripts/soak.py).  One :class:`Crowd` is one wscrowd process holding up to
 about 19,900 connections (its own RLIMIT_NOFILE); run several for more.
 
     exe = build_wscrowd("/tmp/ratchet_sel-scale")
-    crowd = Crowd(exe, port, 5000, sources=["127.0.0.2"])
+    crowd = Crowd(exe, port, 5000, sources=["127.0.0.2"], ports="10000-65000")
     crowd.wait_open()                # (open, failed, seconds, first error)
     crowd.arm("msg-1"); crowd.send(0, "msg-1 hello"); crowd.wait(4999, 10, "/tmp/rx")
 """
@@ -55,13 +55,15 @@ class Crowd:
     """One wscrowd process: ``conns`` connections to ``host:port``, driven by line commands."""
 
     def __init__(self, exe: str, port: int, conns: int, *, host: str = "127.0.0.1", path: str = "/",
-                 sources: Sequence[str] = (), pending: int = 512, timeout: float = 120.0,
-                 seed: Optional[int] = None) -> None:
+                 sources: Sequence[str] = (), ports: Optional[str] = None, pending: int = 512,
+                 timeout: float = 120.0, seed: Optional[int] = None) -> None:
         key, accept = handshake_pair()
         argv = [exe, "--port", str(port), "--host", host, "--path", path, "--conns", str(conns),
                 "--pending", str(pending), "--timeout", str(timeout), "--key", key, "--accept", accept]
         if sources:
             argv += ["--sources", ",".join(sources)]
+        if ports:
+            argv += ["--ports", ports]
         if seed is not None:
             argv += ["--seed", str(seed)]
         self.conns = conns

@@ -14,11 +14,17 @@
  *
  * Usage:   wscrowd --port P [--host 127.0.0.1] [--path /] --conns N
  *                  [--sources 127.0.0.2,127.0.0.3,...] [--pending 512]
- *                  [--timeout 60] --key K --accept A
+ *                  [--ports LOW-HIGH] [--timeout 60] [--seed N] --key K --accept A
  *
  *   --sources   local addresses bound before connect, round-robin (each one
  *               gives its own ephemeral port range: about 28,000 connections
  *               to one server port); default: the kernel picks (127.0.0.1).
+ *   --ports LOW-HIGH  with --sources: bind each connection to a source port of
+ *               this range, chosen here in turn (a port in use is skipped),
+ *               instead of letting the kernel search for a free ephemeral
+ *               port, which costs milliseconds per connect() once tens of
+ *               thousands are taken.  Give each client process its own
+ *               source addresses (or ranges) so that they do not collide.
  *   --pending   connections being opened at once.
  *   --timeout   seconds for all connections to open; those still not open
  *               then count as failed (the run goes on with the others).
@@ -43,7 +49,8 @@
  *   STATS                     -> STATS open=<n> failed=<n> closed_by_server=<n>
  *                                received=<messages> pings_answered=<n> cpu_s=<own CPU seconds>
  *   QUIT                      reset every connection and exit 0.
- * End of stdin is QUIT.  Exit status 2: bad usage.
+ * End of stdin is QUIT.  Exit status 2: bad usage.  SIGUSR1 prints the connections
+ * by state on stderr (where a run is stuck).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -85,6 +93,8 @@ static double open_timeout = 60;
 static const char *key = "dGhlIHNhbXBsZSBub25jZQ==", *accept_val = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 static struct in_addr sources[64];
 static int nsources;
+static int port_low, port_high;   /* --ports: source ports chosen here, not by the kernel */
+static long next_port_slot;
 
 static int ep;
 static Conn *conns;
@@ -234,7 +244,27 @@ static void start_connect(Conn *c, int index) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (nsources) {
+    if (nsources && port_low) {
+        /* Our own port choice: the kernel's search for a free ephemeral port grows to
+           milliseconds per connect() once tens of thousands of ports are taken. */
+        int bound = 0;
+        for (int tries = 0; tries < 64 && !bound; tries++) {
+            int src = next_port_slot % nsources;
+            int p = port_low + (next_port_slot / nsources) % (port_high - port_low + 1);
+            next_port_slot++;
+            struct sockaddr_in local = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                                         .sin_addr = sources[src] };
+            if (bind(fd, (struct sockaddr *)&local, sizeof local) == 0) bound = 1;
+            else if (errno != EADDRINUSE) break;
+        }
+        if (!bound) {
+            note_error("bind", errno);
+            close(fd);
+            c->state = S_DEAD;
+            n_failed++;
+            return;
+        }
+    } else if (nsources) {
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         struct sockaddr_in local = { .sin_family = AF_INET, .sin_addr = sources[index % nsources] };
         if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
@@ -252,7 +282,11 @@ static void start_connect(Conn *c, int index) {
     c->want_out = 1;
     n_opening++;
     struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        note_error("epoll_ctl", errno);
+        kill_conn(c, 0);
+        return;
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
         note_error("connect", errno);
         kill_conn(c, 0);
@@ -382,10 +416,27 @@ static void on_event(Conn *c, uint32_t events) {
 }
 
 static int stdin_ready;
+static volatile sig_atomic_t dump_wanted;
+
+static void on_usr1(int sig) { (void)sig; dump_wanted = 1; }
+
+/* SIGUSR1: the connections by state, on stderr (to see where a run is stuck). */
+static void dump_states(void) {
+    int count[S_DEAD + 1] = {0}, with_out = 0;
+    for (int i = 0; i < nconns; i++) {
+        count[conns[i].state]++;
+        if (conns[i].wlen) with_out++;
+    }
+    fprintf(stderr, "wscrowd %d: idle %d connecting %d upgrading %d open %d dead %d; pending writes %d; "
+            "open %d failed %d opening %d; first error %s\n", (int)getpid(), count[S_IDLE], count[S_CONNECTING],
+            count[S_UPGRADING], count[S_OPEN], count[S_DEAD], with_out, n_open, n_failed, n_opening, first_error);
+    dump_wanted = 0;
+}
 
 static void poll_once(int timeout_ms) {
     struct epoll_event evs[1024];
     int n = epoll_wait(ep, evs, 1024, timeout_ms);
+    if (dump_wanted) dump_states();
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == NULL) stdin_ready = 1;
         else on_event((Conn *)evs[i].data.ptr, evs[i].events);
@@ -396,7 +447,8 @@ static void open_all(void) {
     double t0 = now(), deadline = t0 + open_timeout;
     int next = 0;
     while (next < nconns || n_opening > 0) {
-        while (next < nconns && n_opening < max_pending) {
+        /* A few connects between two polls: answers must not wait behind a long burst. */
+        for (int burst = 0; burst < 64 && next < nconns && n_opening < max_pending; burst++) {
             start_connect(&conns[next], next);
             next++;
         }
@@ -532,6 +584,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--key")) key = v;
         else if (!strcmp(a, "--accept")) accept_val = v;
         else if (!strcmp(a, "--seed")) rng = strtoull(v, NULL, 10) | 1;
+        else if (!strcmp(a, "--ports")) {
+            if (sscanf(v, "%d-%d", &port_low, &port_high) != 2 || port_low < 1 || port_high > 65535
+                || port_low > port_high) usage("--ports takes LOW-HIGH");
+        }
         else if (!strcmp(a, "--sources")) {
             char *copy = strdup(v), *save = NULL;
             for (char *s = strtok_r(copy, ",", &save); s && nsources < 64; s = strtok_r(NULL, ",", &save))
@@ -541,7 +597,10 @@ int main(int argc, char **argv) {
     struct in_addr probe;
     if (port <= 0 || port > 65535 || nconns < 1 || max_pending < 1 || inet_pton(AF_INET, host, &probe) != 1)
         usage("--port, --conns and an IPv4 --host are needed");
+    if (port_low && !nsources) usage("--ports needs --sources");
+    next_port_slot = (long)(rng % 1000) * nsources;  /* --seed: another start, away from the last run's ports */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGUSR1, on_usr1);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;

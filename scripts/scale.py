@@ -193,13 +193,19 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def limits_per_client() -> int:
+    """The most connections one client process can hold: its hard RLIMIT_NOFILE, less a margin."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return (1 << 20) if hard == resource.RLIM_INFINITY else hard - 100
+
+
 def spread(total: int, parts: int) -> List[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def open_crowds(exe: str, server: Server, total: int, pending: int) -> Dict[str, Any]:
+def open_crowds(exe: str, server: Server, total: int, pending: int, per_client: int) -> Dict[str, Any]:
     """Open ``total`` connections from as many client processes and source addresses as they need."""
-    ncrowds = max(1, -(-total // PER_CROWD))
+    ncrowds = max(1, -(-total // per_client))
     # Each client process has its own source address and picks its source ports itself
     # (SOURCE_PORTS): the kernel's own search costs milliseconds per connect() once tens of
     # thousands of ephemeral ports are taken, and that made the client the bottleneck.
@@ -256,7 +262,7 @@ def measure(name: str, exe: str, server: Server, conns: int, args: argparse.Name
     time.sleep(1.0)  # let the started server settle before its baseline
     rss0 = server.rss_kib()
     log("%s: opening %d connections (server pids %s)" % (name, conns, server.pids()))
-    opened = open_crowds(exe, server, conns, args.pending)
+    opened = open_crowds(exe, server, conns, args.pending, args.per_client)
     crowds = opened.pop("crowds")
     try:
         time.sleep(1.0)
@@ -429,6 +435,9 @@ def main() -> int:
     ap.add_argument("--hold", type=float, default=0.0,
                     help="seconds to hold every connection open before the pings (--quick: 5, with keepalive 2 s: "
                          "every connection must answer the server's pings and none be closed)")
+    ap.add_argument("--per-client", type=int, default=PER_CROWD,
+                    help="connections per client process (default %(default)s; fewer: more client processes, "
+                         "to check that the client does not limit the figures)")
     ap.add_argument("--pending", type=int, default=512, help="connections being opened at once per client process")
     ap.add_argument("--max-kib", type=float, default=16.0, help="fail above this memory per connection (KiB)")
     ap.add_argument("--workdir", default=WORKDIR)
@@ -442,6 +451,8 @@ def main() -> int:
         args.hold = args.hold or 5.0
     if not kinds or set(kinds) - {"one", "peers", "host"} or args.runs < 1 or args.workers < 1:
         ap.error("--only takes one, peers, host; --runs and --workers at least 1")
+    if not 1 <= args.per_client <= limits_per_client():
+        ap.error("--per-client must be from 1 to %d (the client's own descriptor limit)" % limits_per_client())
     WORKDIR = args.workdir
     os.makedirs(WORKDIR, exist_ok=True)
     limits = machine_limits()

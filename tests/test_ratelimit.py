@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import weakref
 from typing import Any, Callable, List, Tuple
 
 import pytest
@@ -126,6 +127,26 @@ def test_flush_writes_what_is_held_and_a_bad_interval_is_refused(captured):
     assert handler.lines[-1][1] == "x 2 (1 times in the last 10 s)"
     with pytest.raises(ValueError):
         RateLimitedLog(logger, 0)
+
+
+def test_a_held_message_keeps_no_reference_to_its_arguments(captured):
+    # A refused connection must not stay alive in the log's memory until the summary.
+    logger, handler = captured
+    clock = FakeClock()
+    quiet = RateLimitedLog(logger, 10.0, clock=clock)
+
+    class Conn:
+        def __repr__(self) -> str:
+            return "<Conn>"
+
+    quiet.info("refused", "%r: refused", Conn())
+    conn = Conn()
+    ref = weakref.ref(conn)
+    quiet.info("refused", "%r: refused", conn)
+    del conn
+    assert ref() is None
+    quiet.flush()
+    assert handler.lines[-1][1] == "<Conn>: refused (1 times in the last 10 s)"
 
 
 SERVER = textwrap.dedent("""

@@ -32,14 +32,15 @@ DEFAULT_INTERVAL = 10.0
 class _Window:
     """One kind's current interval: when it began, what was held back, and its flush timer."""
 
-    __slots__ = ("start", "count", "level", "msg", "args", "timer")
+    __slots__ = ("start", "count", "level", "text", "timer")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.count = 0
         self.level = logging.WARNING
-        self.msg = ""
-        self.args: tuple = ()
+        # The latest message, formatted at once: its arguments (connections, often) must
+        # not be kept alive by the log until the summary.
+        self.text = ""
         self.timer: Any = None
 
 
@@ -84,7 +85,7 @@ class RateLimitedLog:
                 return self.log(level, kind, msg, *args)
             # The interval is over and no timer closed it: its summary includes this occurrence.
             window.count += 1
-            window.level, window.msg, window.args = level, msg, args
+            window.level, window.text = level, _format(msg, args)
             self._summarise(kind, window, now)
             return True
         if window is None:
@@ -93,7 +94,9 @@ class RateLimitedLog:
                 self.logger.log(level, msg, *args)
             return True
         window.count += 1
-        window.level, window.msg, window.args = level, msg, args
+        window.level = level
+        if self.logger.isEnabledFor(level):  # (a level not logged costs no formatting)
+            window.text = _format(msg, args)
         if window.timer is None and self.call_later is not None:
             window.timer = self.call_later(max(0.0, window.start + self.interval - now), self._on_timer, kind)
         return False
@@ -124,10 +127,20 @@ class RateLimitedLog:
         if window.timer is not None:
             window.timer.cancel()
         if self.logger.isEnabledFor(window.level):
-            self.logger.log(window.level, window.msg + " (%d times in the last %.0f s)",
-                            *(window.args + (window.count, max(now - window.start, self.interval))))
+            self.logger.log(window.level, "%s (%d times in the last %.0f s)", window.text, window.count,
+                            max(now - window.start, self.interval))
         # A new interval begins: quiet through it, the kind is forgotten (see _on_timer).
         fresh = _Window(now)
         self._windows[kind] = fresh
         if self.call_later is not None:
             fresh.timer = self.call_later(self.interval, self._on_timer, kind)
+
+
+def _format(msg: str, args: tuple) -> str:
+    """``msg % args`` as logging would make it (a bad format is shown, never raised)."""
+    if not args:
+        return msg
+    try:
+        return msg % args
+    except (TypeError, ValueError):
+        return "%s %r" % (msg, args)

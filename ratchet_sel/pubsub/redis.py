@@ -357,6 +357,7 @@ class RedisBackplane(Backplane):
         if self.loop is not None:
             raise RuntimeError("this Redis backplane already runs on another loop")
         self.loop = loop
+        self._quiet_log.call_later = loop.call_later  # a burst's last count is written when it ends
         if self._closed:
             return
         self._connect("subscriber")

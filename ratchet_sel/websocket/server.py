@@ -120,6 +120,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             if not self.connections:
                 return  # started with the first connection
             loop = next(iter(self.connections)).loop
+        self._quiet_log.call_later = loop.call_later  # a burst's last count is written when it ends
         if self.keepalive_interval and "keepalive" not in self._timers:
             self._timers["keepalive"] = loop.call_every(self.keepalive_interval, self._keepalive)
         if self.idle_timeout and "idle" not in self._timers:

@@ -889,7 +889,7 @@ class _Flag(logging.Handler):
                     reason="needs RLIMIT_NOFILE and /proc/self/fd")
 def test_accept_pauses_under_emfile_and_resumes():
     rec = Recorder(echo=True)
-    flag = _Flag("accept failed")
+    flag = _Flag("accept failing")
     logger = logging.getLogger(SERVER_LOG)
     logger.addHandler(flag)
     with ServerThread(rec) as st:

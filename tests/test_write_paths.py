@@ -73,6 +73,26 @@ def test_try_write_goes_out_at_once_or_not_at_all_behind_pending_bytes():
         client.close()
 
 
+def test_write_each_writes_to_the_streams_with_nothing_pending_and_returns_the_others():
+    rec = Recorder()
+    with ServerThread(rec) as st:
+        clients = [connect(st.port) for _ in range(3)]
+        ready, behind, closed = [rec.wait_conn_for(c) for c in clients]
+
+        def writes():
+            behind.send(b"a")   # corked: pending until the end of this iteration
+            closed.close()
+            left = ready.write_each([ready, behind, closed], b"X")
+            behind.send(b"b")
+            return [s is behind for s in left], [s is closed for s in left]
+        is_behind, is_closed = st.call(writes)
+        assert (is_behind, is_closed) == ([True, False], [False, True])
+        assert recv_exactly(clients[0], 1) == b"X"
+        assert recv_exactly(clients[1], 2) == b"ab"   # nothing written in between
+        for client in clients:
+            client.close()
+
+
 def test_try_write_and_writev_after_close_are_ignored():
     rec = Recorder()
     with ServerThread(rec) as st:

@@ -15,7 +15,7 @@ from wsclient import WsClient, http_exchange, upgrade_request
 
 from ratchet_sel import HttpServer, MessageComponent, WsServer, broadcast
 from ratchet_sel.http import Response
-from ratchet_sel.websocket.rfc6455 import OP_BINARY, OP_CONTINUATION, OP_TEXT, Close, Pong
+from ratchet_sel.websocket.rfc6455 import OP_BINARY, OP_CONTINUATION, OP_TEXT, Close, Pong, encode_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -316,6 +316,34 @@ def test_broadcast_encodes_once_for_many(app):
         assert st.call(broadcast, list(app.conns), "to all", app.conns[0]) == 4
         for client in clients[1:]:
             assert client.recv_message() == "to all"
+        for client in clients:
+            client.shutdown()
+
+
+def test_broadcast_queues_behind_pending_bytes_and_applies_the_write_limit(app):
+    # Three receivers: one with nothing pending (written at once), one with a small
+    # message pending (the broadcast queues behind it, in order), one past the write
+    # limit (policy "drop": not counted, counted as dropped).
+    with ServerThread(WsServer(app, write_limit=1000, slow_client_policy="drop")) as st:
+        clients = [WsClient(st.port) for _ in range(3)]
+        app.wait_for(lambda ev: sum(1 for e in ev if e[0] == "open") == 3)
+        conns = []
+        for i, client in enumerate(clients):  # which server connection is which client
+            client.send("who %d" % i)
+            assert client.recv_message() == "who %d" % i
+            conns.append(next(e[1] for e in app.events if e[0] == "message" and e[2] == "who %d" % i))
+        ready, behind, full = conns
+
+        def fan_out():
+            behind.send("first")   # corked until the end of this iteration: pending
+            full.transport.send(encode_frame(OP_TEXT, b"y" * 5000))  # 5,000 bytes pending, past the limit
+            return broadcast([ready, behind, full], "to all"), full.dropped_messages
+        assert st.call(fan_out) == (2, 1)
+        assert clients[0].recv_message() == "to all"
+        assert [clients[1].recv_message(), clients[1].recv_message()] == ["first", "to all"]
+        assert clients[2].recv_message() == "y" * 5000
+        clients[2].send("after")     # the dropped broadcast never came: the next frame is the echo
+        assert clients[2].recv_message() == "after"
         for client in clients:
             client.shutdown()
 

@@ -4,6 +4,7 @@ import logging
 from typing import Any, Callable, Dict, Optional, Set
 
 from ..component import MessageComponent
+from ..ops.ratelimit import RateLimitedLog
 from ..ops.stats import STATS
 from .request import HttpError, Request, RequestParser
 from .response import Response, error_response
@@ -11,6 +12,9 @@ from .response import Response, error_response
 __all__ = ["HttpServer", "RequestReader", "refuse", "refuse_over_capacity", "send_response"]
 
 log = logging.getLogger(__name__)
+
+# Refusals come in bursts (a flood of bad handshakes, a full server): one line per status per 10 s.
+_refusals_log = RateLimitedLog(log)
 
 
 def send_response(conn: Any, response: Response) -> None:
@@ -22,9 +26,9 @@ def send_response(conn: Any, response: Response) -> None:
 def refuse(conn: Any, status: int, reason: str, headers: Optional[Dict[str, str]] = None, *,
            logged: bool = False) -> None:
     """Answer ``conn`` with an error status and a reason, log it (unless the caller
-    ``logged`` it already), and close."""
+    ``logged`` it already; repeats are rate-limited), and close."""
     if not logged:
-        log.info("%r: refused with %d: %s", conn, status, reason)
+        _refusals_log.info(("refused", status), "%r: refused with %d: %s", conn, status, reason)
     STATS.refused[status] = STATS.refused.get(status, 0) + 1
     send_response(conn, error_response(status, reason, headers))
 

@@ -15,6 +15,7 @@ import signal
 import socket
 from typing import Any, Dict, Iterator, List, Optional, Set
 
+from ..ops.ratelimit import RateLimitedLog
 from ..ops.stats import STATS
 from .loop import Loop
 from .stream import (WOULD_BLOCK, Connection, StreamOwner, StreamState, address_family, describe_address,
@@ -141,6 +142,8 @@ class IoServer(StreamOwner):
         self._lingering: Set[Connection] = set()
         self._listeners: List[socket.socket] = []
         self._accept_paused = False
+        # Accept failures and refusals repeat under a burst: one line per kind per 10 s, with a count.
+        self._quiet_log = RateLimitedLog(log, clock=self.loop.time, call_later=self.loop.call_later)
         self._shutting_down = False
         self._shutdown_timer: Any = None
         self._delivery_timer: Any = None
@@ -210,7 +213,7 @@ class IoServer(StreamOwner):
                 if exc.errno in _ACCEPT_RETRY_ERRNOS:
                     # Out of descriptors or memory: stop accepting for a moment
                     # instead of spinning on a listener that stays readable.
-                    log.warning("accept failed (%s); pausing accepts for 100 ms", exc)
+                    self._quiet_log.warning("accept", "accept failing: %s; pausing accepts for 100 ms", exc)
                     self._pause_accepting(0.1)
                     return
                 log.debug("accept failed: %s", exc)
@@ -244,7 +247,8 @@ class IoServer(StreamOwner):
                 self.stream_opened(conn)
             return
         if over_limit:  # no room: not even worth a TLS handshake
-            log.warning("%s: refused, %d connections is the limit", describe_address(addr), self.max_connections)
+            self._quiet_log.warning("capacity", "%s: refused, %d connections is the limit",
+                                    describe_address(addr), self.max_connections)
             sock.close()
             return
         try:
@@ -258,7 +262,7 @@ class IoServer(StreamOwner):
         tls_conn.start_tls(self.tls_handshake_timeout)
 
     def _refuse(self, conn: Connection) -> None:
-        log.warning("%r: refused, %d connections is the limit", conn, self.max_connections)
+        self._quiet_log.warning("capacity", "%r: refused, %d connections is the limit", conn, self.max_connections)
         self._lingering.add(conn)  # until its answer is delivered: shutdown waits for it too
         handler = getattr(self.component, "on_refuse", None)
         try:

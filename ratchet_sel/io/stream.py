@@ -29,7 +29,7 @@ import struct
 import sys
 import threading
 import weakref
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from ..ops.stats import STATS
 
@@ -548,20 +548,37 @@ class _StreamWriter(_StreamCore):
         open) nothing is written and False is returned: the caller applies
         its own policy for a peer that is behind, then calls :meth:`send`.
         """
-        if self._wbuf or self._wview is not None or self._state is not _OPEN:
-            return False
-        # (the write itself is inline: a broadcast runs this once per receiver)
-        try:
-            sent = self._sock.send(data)
-        except WOULD_BLOCK:
-            sent = 0
-        except OSError as exc:
-            self._write_failed(exc)
-            return True
-        STATS.bytes_sent += sent
-        if sent < len(data):
-            self._buffer_rest(data, sent)
-        return True
+        return not Stream.write_each((self,), data)
+
+    @staticmethod
+    def write_each(streams: Iterable["Stream"], data: Any) -> List["Stream"]:
+        """:meth:`try_write` of the same ``data`` on each stream; returns the streams that did not take it.
+
+        A broadcast writes one frame to thousands of streams: one call for
+        all of them saves a Python call per receiver, which at 10,000
+        receivers is a tenth of the whole cost.  The returned streams (bytes
+        already pending, or not open) got nothing; the caller decides.
+        """
+        behind = []
+        size = len(data)
+        total = 0
+        for stream in streams:
+            if stream._wbuf or stream._wview is not None or stream._state is not _OPEN:
+                behind.append(stream)
+                continue
+            # (the write itself is inline: this loop runs once per receiver)
+            try:
+                sent = stream._sock.send(data)
+            except WOULD_BLOCK:
+                sent = 0
+            except OSError as exc:
+                stream._write_failed(exc)
+                continue
+            total += sent
+            if sent < size:
+                stream._buffer_rest(data, sent)
+        STATS.bytes_sent += total
+        return behind
 
     def writev(self, parts: Any) -> None:
         """Write several bytes-like ``parts`` in order, as one write, without joining them first.

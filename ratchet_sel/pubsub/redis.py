@@ -45,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..io.loop import Loop
 from ..io.stream import Stream, StreamOwner, address_family
+from ..ops.ratelimit import RateLimitedLog
 from . import envelope
 from .envelope import Publication
 from .resp import RedisError, Reply, RespParser, RespProtocolError, encode_command, split_message
@@ -296,6 +297,8 @@ class RedisBackplane(Backplane):
         self._reported_down = False
         self._reported_reconnecting = False
         self._reported_dropping = False
+        # A reconnect loop repeats its failure every backoff: one line per kind per 10 s, with a count.
+        self._quiet_log = RateLimitedLog(log)
         self._outage_dropped = 0
         self.counters = {"published": 0, "received": 0, "dropped": 0, "lost_in_flight": 0,
                          "garbage": 0, "malformed": 0, "refused": 0, "reconnects": 0}
@@ -354,6 +357,7 @@ class RedisBackplane(Backplane):
         if self.loop is not None:
             raise RuntimeError("this Redis backplane already runs on another loop")
         self.loop = loop
+        self._quiet_log.call_later = loop.call_later  # a burst's last count is written when it ends
         if self._closed:
             return
         self._connect("subscriber")
@@ -446,7 +450,8 @@ class RedisBackplane(Backplane):
             self._links[link.name] = None
         if garbage:
             self.counters["garbage"] += 1
-            log.warning("redis %s (%s connection): %s; reconnecting", self.address.display(), link.name, reason)
+            self._quiet_log.warning("garbage", "redis %s (%s connection): %s; reconnecting",
+                                    self.address.display(), link.name, reason)
         if link.name == "publisher" and self._unacknowledged:
             self.counters["lost_in_flight"] += self._unacknowledged
             self._unacknowledged = 0
@@ -502,7 +507,7 @@ class RedisBackplane(Backplane):
                     log.error("redis %s: cannot connect (%s); retrying every %g s at most",
                               self.address.display(), reason, self.max_backoff)
             else:
-                log.debug("redis %s: attempt failed (%s)", self.address.display(), reason)
+                self._quiet_log.info("attempt", "redis %s: attempt failed (%s)", self.address.display(), reason)
 
     def _check_health(self) -> None:
         # A link silent for a whole interval gets a PING; one whose PING has

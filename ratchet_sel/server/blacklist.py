@@ -5,11 +5,15 @@ from typing import Any, Dict, List, Optional
 
 from .addresses import IpNetwork, address_in, parse_network
 from .guard import Guard, Refusal, refuse_connection
+from ..ops.ratelimit import RateLimitedLog
 from ..websocket.connection import WsConnection
 
 __all__ = ["IpBlackList"]
 
 log = logging.getLogger(__name__)
+
+# A blocked address retrying in a loop would write a line per attempt: one per 10 s, with a count.
+_refusals_log = RateLimitedLog(log)
 
 
 class IpBlackList(Guard):
@@ -66,7 +70,7 @@ class IpBlackList(Guard):
 
     def refuse(self, conn: Any, refusal: Refusal, request: Any) -> None:
         if request is None and not self.http_answer and not isinstance(conn, WsConnection):
-            log.info("%r: closed: %s", conn, refusal.reason)
+            _refusals_log.info("blocked", "%r: closed: %s", conn, refusal.reason)
             conn.close()
         else:
             refuse_connection(conn, refusal.status, refusal.reason)

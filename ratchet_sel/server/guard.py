@@ -23,12 +23,16 @@ from typing import Any, Dict, NamedTuple, Optional, Set
 
 from ..component import ComponentDecorator
 from ..http.server import refuse
+from ..ops.ratelimit import RateLimitedLog
 from ..websocket.connection import WsConnection
 from ..websocket.rfc6455 import CloseCode
 
 __all__ = ["Guard", "Refusal", "RefusalLog", "refuse_connection", "request_of"]
 
 log = logging.getLogger(__name__)
+
+# A refused client may come back at once and often: one line per 10 s, with a count.
+_refusals_log = RateLimitedLog(log)
 
 # A close frame's payload is at most 125 bytes, two of which hold the code.
 _MAX_CLOSE_REASON = 123
@@ -90,7 +94,7 @@ def refuse_connection(conn: Any, status: int, reason: str,
     """
     if isinstance(conn, WsConnection):
         if not logged:
-            log.info("%r: refused (close 1008): %s", conn, reason)
+            _refusals_log.info("refused-ws", "%r: refused (close 1008): %s", conn, reason)
         conn.close(CloseCode.POLICY_VIOLATION, reason.encode("utf-8")[:_MAX_CLOSE_REASON]
                    .decode("utf-8", "ignore"))
     else:

@@ -346,38 +346,56 @@ def broadcast(connections: Iterable[WsConnection], message: Union[str, bytes],
     6455/HyBi, compressed without context takeover (one compression per
     broadcast), and the drafts (text only: binary messages skip them).
     Connections whose frames depend on their own state (context takeover)
-    have no key and encode their own.
+    have no key and encode their own.  A connection with bytes still
+    pending gets the frames through its server's write limit (the
+    slow-client policy), as :meth:`WsConnection.send` would.
     """
+    # The common case (open, no extension) is only gathered here and written in one
+    # batch by the transports' write_each (io/stream.py): per receiver no Python call
+    # but the socket's send.
+    plain_conns: List[WsConnection] = []
+    plain_transports: List[Any] = []
+    add_conn, add_transport = plain_conns.append, plain_transports.append
     shared: dict = {}
-    plain: Optional[bytes] = None  # the frame for connections without an extension, the common case
-    count = 0
-    written = 0  # shared frames written here
-    frames: Any
+    sent_own = 0  # connections that encoded their own frames (conn.send counts them)
+    written = 0  # frames written here
     for conn in connections:
-        if conn is exclude or conn.protocol.state is not OPEN:
-            continue
         key = conn.frame_key
-        if key is PLAIN_FRAMES:
-            if plain is None:
-                plain = b"".join(encode_message(message))
-            frames = plain
-        elif key is None:
-            conn.send(message)
-            count += 1
+        if conn.protocol.state is not OPEN or conn is exclude:
             continue
+        if key is PLAIN_FRAMES:
+            add_conn(conn)
+            add_transport(conn.transport)
+            continue
+        if key is None:
+            conn.send(message)
+            sent_own += 1
+            continue
+        if key in shared:
+            frames = shared[key]
         else:
-            if key in shared:
-                frames = shared[key]
-            else:
-                frames = shared[key] = conn.frames_for(message)
-            if frames is None:
-                continue  # this kind of connection cannot carry the message
-        transport = conn.transport
-        if not transport.try_write(frames):  # bytes pending: the slow-client policy decides
-            if not conn.room_for(len(frames)):
-                continue
-            transport.send(frames)
-        written += 1
-        count += 1
+            frames = shared[key] = conn.frames_for(message)
+        if frames is None:
+            continue  # this kind of connection cannot carry the message
+        if _write_frames(conn, frames):
+            written += 1
+    if plain_transports:
+        plain = b"".join(encode_message(message))
+        behind = plain_transports[0].write_each(plain_transports, plain)  # Stream.write_each, for all
+        written += len(plain_transports) - len(behind)
+        if behind:
+            conn_of = {conn.transport: conn for conn in plain_conns}
+            written += sum(1 for transport in behind if _write_frames(conn_of[transport], plain, tried=True))
     STATS.messages_sent += written  # (conn.send counted its own)
-    return count
+    return sent_own + written
+
+
+def _write_frames(conn: WsConnection, frames: bytes, tried: bool = False) -> bool:
+    """Write already encoded ``frames`` to ``conn`` now, or buffer them within its write limit; whether it took them."""
+    transport = conn.transport
+    if not tried and transport.try_write(frames):
+        return True
+    if not conn.room_for(len(frames)):  # bytes pending: the slow-client policy decides
+        return False
+    transport.send(frames)
+    return True

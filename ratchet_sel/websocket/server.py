@@ -7,6 +7,7 @@ from ..component import ComponentDecorator, HttpServerInterface
 from ..http.request import HttpError, Request
 from ..http.response import Response, error_response
 from ..http.server import RequestReader, refuse, refuse_over_capacity, send_response
+from ..ops.ratelimit import RateLimitedLog
 from ..ops.stats import STATS
 from . import hixie
 from .connection import ConnectionPolicy, HixieConnection, WsConnection
@@ -118,6 +119,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
         self.idle_timeout = idle_timeout
         self.keepalive_interval: Optional[float] = None
         self._timers: Dict[str, Any] = {}
+        # Keepalive sweeps and slow clients can close thousands at once: one line per kind per 10 s.
+        self._quiet_log = RateLimitedLog(log)
 
     # -- configuration -----------------------------------------------------------
     def disable_version(self, version: str) -> None:
@@ -138,6 +141,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             if not self.connections:
                 return  # started with the first connection
             loop = next(iter(self.connections)).loop
+        self._quiet_log.call_later = loop.call_later  # a burst's last count is written when it ends
         if self.keepalive_interval and "keepalive" not in self._timers:
             self._timers["keepalive"] = loop.call_every(self.keepalive_interval, self._keepalive)
         if self.idle_timeout and "idle" not in self._timers:
@@ -153,7 +157,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             if not ws.is_open or isinstance(ws, HixieConnection):
                 continue
             if ws.ping_outstanding:
-                log.info("%r: no answer to the keepalive ping; closing", ws)
+                self._quiet_log.info("keepalive", "%r: no answer to the keepalive ping; closing", ws)
                 ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             else:
                 ws.ping_outstanding = True
@@ -162,7 +166,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
     def _close_idle(self) -> None:
         for ws in list(self.connections.values()):
             if ws.is_open and ws.loop.time() - ws.last_seen > self.idle_timeout:
-                log.info("%r: idle for %g s; closing", ws, self.idle_timeout)
+                self._quiet_log.info("idle", "%r: idle for %g s; closing", ws, self.idle_timeout)
                 ws.close(CloseCode.GOING_AWAY, "idle timeout")
 
     def write_limit_reached(self, ws: WsConnection) -> None:
@@ -172,11 +176,11 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             STATS.messages_dropped += 1
             if ws.dropped_messages == 1:
                 STATS.slow_clients_dropping += 1
-                log.info("%r: client not reading; dropping messages past %d buffered bytes",
-                         ws, self.write_limit)
+                self._quiet_log.info("slow-drop", "%r: client not reading; dropping messages past %d buffered bytes",
+                                     ws, self.write_limit)
             return
-        log.warning("%r: client not reading; %d bytes buffered; closing with 1008",
-                    ws, ws.buffered_amount)
+        self._quiet_log.warning("slow-close", "%r: client not reading; %d bytes buffered; closing with 1008",
+                                ws, ws.buffered_amount)
         if ws.is_open:
             STATS.slow_clients_closed += 1
         ws.close(CloseCode.POLICY_VIOLATION, "client too slow: write buffer limit exceeded")

@@ -58,6 +58,7 @@ from ..io.listener import IoServer, bind_listener, exit_on_startup_error
 from ..io.loop import Loop
 from ..ops.privileges import PrivilegeError, drop_privileges
 from ..ops import stats
+from ..ops.ratelimit import RateLimitedLog
 from ..pubsub.envelope import renew_node_id
 from .channel import Channel
 from .wire import (CLAIM, CLAIM_ANSWER, DEFAULT_CHANNEL_BUFFER, DEFAULT_MAX_FRAME, DELIVERED, MAILBOX_KINDS, METRICS,
@@ -68,6 +69,10 @@ from .worker import ConnectionLog, Worker
 __all__ = ["run_workers", "Workers", "ListenAddress", "MAX_WORKERS", "EXIT_BOOT_FAILED", "reuse_port_available"]
 
 log = logging.getLogger(__name__)
+
+# A worker that keeps dying after its first second restarts at once, again and again: one line
+# per worker per 10 s, with a count (young deaths are spaced by the backoff and all logged).
+_respawn_log = RateLimitedLog(log)
 
 #: The most workers one master runs.
 MAX_WORKERS = 64
@@ -580,7 +585,8 @@ class Workers:
             self._exit_status = 1
             self.shutdown()
             return
-        log.error("worker %d (pid %d) %s after %.1f s; replacing it", slot.index, pid, description, lived)
+        _respawn_log.log(logging.ERROR, ("died", slot.index), "worker %d (pid %d) %s after %.1f s; replacing it",
+                         slot.index, pid, description, lived)
         self._schedule_respawn(slot, young=lived < MIN_UPTIME)
 
     def _schedule_respawn(self, slot: _Slot, young: bool) -> None:

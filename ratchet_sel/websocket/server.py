@@ -49,6 +49,15 @@ def admitted_by_guards(component: Any, ws: WsConnection, request: Request) -> bo
     return True
 
 
+def _say_last_word(component: Any, ws: WsConnection) -> None:
+    last_word = getattr(component, "on_server_stopping", None)
+    if last_word is not None:
+        try:
+            last_word(ws)
+        except Exception:   # a shutdown goes on whatever one application does
+            log.exception("%r: on_server_stopping failed", ws)
+
+
 class WsServer(HttpServerInterface, ConnectionPolicy):
     """Serves ``component`` over WebSocket: RFC 6455, HyBi-07/08/10, Hixie-76/75 on one port.
 
@@ -244,12 +253,7 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
         """
         ws = self.connections.get(conn)
         if ws is not None and ws.is_open:
-            last_word = getattr(self.component, "on_server_stopping", None)
-            if last_word is not None:
-                try:
-                    last_word(ws)
-                except Exception:   # a shutdown goes on whatever one application does
-                    log.exception("%r: on_server_stopping failed", ws)
+            _say_last_word(self.component, ws)
             if ws.is_open:
                 ws.close(CloseCode.GOING_AWAY, "server shutting down")
         elif ws is None:

@@ -93,6 +93,12 @@ class ComponentDecorator(MessageComponent):
         else:
             conn.close()
 
+    def on_server_stopping(self, conn: Any) -> None:
+        """The server will close ``conn`` (1001): pass it on for a last word, if the wrapped component has one."""
+        handler = getattr(self.component, "on_server_stopping", None)
+        if handler is not None:
+            handler(conn)
+
     def on_refuse(self, conn: Any) -> None:
         """The server is full: let the wrapped component answer (e.g. 503), if it can."""
         handler = getattr(self.component, "on_refuse", None)

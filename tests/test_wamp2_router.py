@@ -350,3 +350,22 @@ def test_lone_surrogates_never_reach_a_peer():
         abort = client.recv()
         assert abort[2] == "wamp.error.protocol_violation" and "surrogate" in abort[1]["message"]
         assert other.call("com.bad.text")[4] == "wamp.error.runtime_error"     # still served
+
+
+def test_server_shutdown_says_goodbye_before_going_away():
+    """A stopping server sends an established v2 session GOODBYE system_shutdown, then closes 1001;
+    a session still joining and a v1 client only get the 1001 close."""
+    topics = Topics()
+    router = WampRouter(["realm1"], topics)
+    v1 = WampServer(V1App(), topics)
+    with ServerThread(WsServer(WampVersions(router, v1))) as server, Wamp2Client(server.port) as joined, \
+            Wamp2Client(server.port, "wamp.2.msgpack") as joining, \
+            WsClient(server.port, extra=[("Sec-WebSocket-Protocol", "wamp")]) as old:
+        joined.join()
+        assert json.loads(old.recv_message())[0] == 0           # v1 WELCOME
+        server.sync()
+        server.call(server.server.shutdown)
+        assert joined.recv() == [6, {"message": "the server is shutting down"}, "wamp.close.system_shutdown"]
+        for client in (joined.ws, joining.ws, old):
+            close = client.expect_close()
+            assert close.code == 1001, close

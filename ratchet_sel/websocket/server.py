@@ -50,6 +50,15 @@ def admitted_by_guards(component: Any, ws: WsConnection, request: Request) -> bo
     return True
 
 
+def _say_last_word(component: Any, ws: WsConnection) -> None:
+    last_word = getattr(component, "on_server_stopping", None)
+    if last_word is not None:
+        try:
+            last_word(ws)
+        except Exception:   # a shutdown goes on whatever one application does
+            log.exception("%r: on_server_stopping failed", ws)
+
+
 class WsServer(HttpServerInterface, ConnectionPolicy):
     """Serves ``component`` over WebSocket: RFC 6455, HyBi-07/08/10, Hixie-76/75 on one port.
 
@@ -241,10 +250,16 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             conn.abort()
 
     def on_shutdown(self, conn: Any) -> None:
-        """Close a connection because the server stops (1001)."""
+        """Close a connection because the server stops (1001).
+
+        The application first gets ``on_server_stopping(ws)`` if it has one, for a
+        last word in its own protocol (WAMP v2 sends GOODBYE ``wamp.close.system_shutdown``).
+        """
         ws = self.connections.get(conn)
         if ws is not None and ws.is_open:
-            ws.close(CloseCode.GOING_AWAY, "server shutting down")
+            _say_last_word(self.component, ws)
+            if ws.is_open:
+                ws.close(CloseCode.GOING_AWAY, "server shutting down")
         elif ws is None:
             self._reader.forget(conn)
             self._forget_key3(conn)

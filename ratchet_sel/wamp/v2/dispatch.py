@@ -57,6 +57,12 @@ class WampVersions(ComponentInterface):
         if target is not None:
             target.on_close(conn)
 
+    def on_server_stopping(self, conn: Any) -> None:
+        """The server stops: let the connection's version say goodbye (WAMP v2 sends GOODBYE)."""
+        last_word = getattr(self._routes.get(conn), "on_server_stopping", None)
+        if last_word is not None:
+            last_word(conn)
+
     def on_error(self, conn: Any, exc: BaseException) -> None:
         """Pass the error to the connection's version (which closes by default)."""
         target = self._routes.get(conn)

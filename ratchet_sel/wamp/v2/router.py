@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from ...component import ComponentInterface
 from ...pubsub import Topics
 from . import messages as m
-from .api import (CLOSE_GOODBYE_AND_OUT, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_LIMIT_REACHED,
-                  ERROR_NO_SUCH_REALM, ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION,
+from .api import (CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI,
+                  ERROR_LIMIT_REACHED, ERROR_NO_SUCH_REALM, ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION,
                   ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION, ERROR_RUNTIME,
                   RateLimitedLog)
 from .auth import Admission, Authenticator, Authorizer
@@ -330,6 +330,16 @@ class WampRouter(ApplicationApi, ComponentInterface):
         if session is not None:
             session.send([m.ABORT, {"message": "internal server error"}, ERROR_RUNTIME])
         conn.close(1011, "internal server error")
+
+    def on_server_stopping(self, conn: Any) -> None:
+        """The server stops: an established session gets GOODBYE ``wamp.close.system_shutdown``.
+
+        WsServer closes the WebSocket (1001) right after; the client's GOODBYE
+        in reply, if it comes in time, ends the session as usual.
+        """
+        session = self.sessions.get(conn)
+        if session is not None and session.protocol.is_established:
+            session.send([m.GOODBYE, {"message": "the server is shutting down"}, CLOSE_SYSTEM_SHUTDOWN])
 
     def violation(self, session: RouterSession, reason: str) -> None:
         """End ``session`` for a protocol violation: ABORT, then a WebSocket close 1002, both with ``reason``."""

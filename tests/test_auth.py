@@ -18,7 +18,6 @@ from ratchet_sel import (App, BasicAuth, HttpServer, MessageComponent, Refusal, 
                          user_topic)
 from ratchet_sel.http import Headers, Request
 from ratchet_sel.server.auth import bearer_token, password_table, token_table
-from ratchet_sel.server.guard import RefusalLog
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,7 +93,8 @@ def test_wrong_token_is_403_before_the_upgrade_and_the_token_is_not_logged(serve
     assert status == status2 == 403 and b"not valid" in body
     assert "www-authenticate" not in headers and app.events == []
     refusals = [r.getMessage() for r in caplog.records if "refused with 403" in r.getMessage()]
-    assert len(refusals) == 2, refusals        # each refusal logged once
+    # Logged once, not again by refuse(); the second 403 within 10 s is only counted.
+    assert len(refusals) == 1, refusals
     assert "guess-" not in caplog.text
 
 
@@ -242,16 +242,21 @@ def test_tables_compare_secrets_and_find_users():
     assert passwords("ann", "pW") is None and passwords("bob", "pw") is None
 
 
-def test_refusal_log_is_rate_limited_and_says_how_many_it_left_out(caplog):
-    logger = logging.getLogger("test.refusals")
-    refusals = RefusalLog(logger, burst=3, period=3600)
-    with caplog.at_level(logging.INFO, logger="test.refusals"):
+def test_repeated_refusals_are_one_line_per_status_with_a_count(caplog):
+    """A client retrying a wrong token in a loop: one line, then a summary with the count."""
+    now = [1000.0]
+    auth = TokenAuth(WhoAmI(), check=lookup)
+    auth.refusal_log.clock = lambda: now[0]
+    with ServerThread(WsServer(auth)) as st, caplog.at_level(logging.INFO, logger="ratchet_sel.server.auth"):
         for _ in range(10):
-            refusals.refused("conn", Refusal(403, "Forbidden"))
-        assert len(caplog.records) == 3
-        refusals.period = 0  # the next window begins
-        refusals.refused("conn", Refusal(403, "Forbidden"))
-    assert len(caplog.records) == 4 and "(7 more refusals not logged)" in caplog.records[-1].getMessage()
+            status, _, _ = http_exchange(st.port, upgrade_request("/?token=wrong"))
+            assert status == 403
+        refused = [r.getMessage() for r in caplog.records if "refused with 403" in r.getMessage()]
+        assert len(refused) == 1 and "wrong" not in refused[0]
+        now[0] += 11    # the interval is over: the next refusal writes the summary
+        assert http_exchange(st.port, upgrade_request("/?token=wrong"))[0] == 403
+    refused = [r.getMessage() for r in caplog.records if "refused with 403" in r.getMessage()]
+    assert len(refused) == 2 and "(10 times in the last 11 s)" in refused[1], refused
 
 
 def test_names_are_exported_from_the_package():

@@ -23,7 +23,8 @@ import logging
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..websocket.connection import WsConnection
-from .guard import Guard, Refusal, RefusalLog, refuse_connection
+from ..ops.ratelimit import RateLimitedLog
+from .guard import Guard, Refusal, refuse_connection
 
 __all__ = ["AuthGuard", "TokenAuth", "BasicAuth", "token_table", "password_table", "bearer_token"]
 
@@ -101,13 +102,14 @@ class AuthGuard(Guard):
     Subclasses implement :meth:`authenticate` (``request -> (user, None)`` or
     ``(None, Refusal)``).  An admitted user is put on the request
     (``request.user``) and on the WebSocket connection (``conn.user``).
-    Refusals are logged at INFO, rate-limited (:class:`RefusalLog`), never
-    with the credential.
+    Refusals are logged at INFO, never with the credential; a client retrying
+    in a loop gets one line per status per 10 s, with a count
+    (:class:`~ratchet_sel.ops.ratelimit.RateLimitedLog`).
     """
 
     def __init__(self, component: Any) -> None:
         super().__init__(component)
-        self.refusal_log = RefusalLog(log)
+        self.refusal_log = RateLimitedLog(log)
         self._warned_no_request = False
 
     def authenticate(self, request: Any) -> Tuple[Any, Optional[Refusal]]:
@@ -126,7 +128,8 @@ class AuthGuard(Guard):
         return None
 
     def refuse(self, conn: Any, refusal: Refusal, request: Any) -> None:
-        self.refusal_log.refused(conn, refusal)
+        self.refusal_log.info(("refused", refusal.status), "%r: refused with %d: %s", conn, refusal.status,
+                              refusal.reason)
         refuse_connection(conn, refusal.status, refusal.reason, refusal.headers, logged=True)
 
     def _no_request(self, conn: Any) -> Refusal:

@@ -17,7 +17,6 @@ none of that connection's later events are passed on either.
 """
 
 import logging
-import time
 import weakref
 from typing import Any, Dict, NamedTuple, Optional, Set
 
@@ -27,7 +26,7 @@ from ..ops.ratelimit import RateLimitedLog
 from ..websocket.connection import WsConnection
 from ..websocket.rfc6455 import CloseCode
 
-__all__ = ["Guard", "Refusal", "RefusalLog", "refuse_connection", "request_of"]
+__all__ = ["Guard", "Refusal", "refuse_connection", "request_of"]
 
 log = logging.getLogger(__name__)
 
@@ -44,36 +43,6 @@ class Refusal(NamedTuple):
     status: int
     reason: str
     headers: Optional[Dict[str, str]] = None
-
-
-class RefusalLog:
-    """Logs refusals at INFO, at most ``burst`` lines per ``period`` seconds.
-
-    A client retrying a bad token in a loop must not flood the log: past the
-    burst, refusals are only counted, and the next line logged says how many
-    were left out.
-    """
-
-    def __init__(self, logger: logging.Logger, *, burst: int = 10, period: float = 60.0) -> None:
-        self.logger = logger
-        self.burst = burst
-        self.period = period
-        self._window_start = float("-inf")
-        self._logged = 0
-        self._suppressed = 0
-
-    def refused(self, conn: Any, refusal: Refusal) -> None:
-        """Log (or count) that ``conn`` was answered ``refusal``."""
-        now = time.monotonic()
-        if now - self._window_start >= self.period:
-            self._window_start, self._logged = now, 0
-        if self._logged >= self.burst:
-            self._suppressed += 1
-            return
-        self._logged += 1
-        skipped, self._suppressed = self._suppressed, 0
-        self.logger.info("%r: refused with %d: %s%s", conn, refusal.status, refusal.reason,
-                         " (%d more refusals not logged)" % skipped if skipped else "")
 
 
 def request_of(conn: Any, args: tuple) -> Any:

@@ -250,11 +250,8 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
             conn.abort()
 
     def on_shutdown(self, conn: Any) -> None:
-        """Close a connection because the server stops (1001).
-
-        The application first gets ``on_server_stopping(ws)`` if it has one, for a
-        last word in its own protocol (WAMP v2 sends GOODBYE ``wamp.close.system_shutdown``).
-        """
+        """Close a connection because the server stops (1001), after the application's
+        ``on_server_stopping(ws)`` if it has one (WAMP v2 sends GOODBYE there)."""
         ws = self.connections.get(conn)
         if ws is not None and ws.is_open:
             _say_last_word(self.component, ws)

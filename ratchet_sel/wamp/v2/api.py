@@ -1,7 +1,5 @@
 """What applications of the WAMP v2 router use: errors, results, call details, error URIs."""
 
-import logging
-import time
 from typing import Any, Dict, Optional
 
 __all__ = ["ApplicationError", "Result", "CallDetails", "EventDetails", "ERROR_NO_SUCH_PROCEDURE",
@@ -104,31 +102,3 @@ class EventDetails:
         self.realm = realm
 
 
-class RateLimitedLog:
-    """Logs a kind of event at most ``burst`` times per ``period`` seconds, then counts the rest.
-
-    Protocol violations come from clients: one client sending garbage in a
-    loop must not fill the log, yet every kind of problem is seen once.
-    """
-
-    def __init__(self, logger: logging.Logger, burst: int = 10, period: float = 60.0) -> None:
-        self.logger = logger
-        self.burst = burst
-        self.period = period
-        self._window = 0.0
-        self._count = 0
-        self.suppressed = 0
-
-    def info(self, message: str, *args: Any) -> None:
-        """Log ``message % args`` at INFO unless the window's budget is spent."""
-        now = time.monotonic()
-        if now - self._window >= self.period:
-            if self.suppressed:
-                self.logger.info("%d similar messages were not logged in the last %.0f s", self.suppressed,
-                                 self.period)
-            self._window, self._count, self.suppressed = now, 0, 0
-        if self._count < self.burst:
-            self._count += 1
-            self.logger.info(message, *args)
-        else:
-            self.suppressed += 1

@@ -23,12 +23,12 @@ import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ...component import ComponentInterface
+from ...ops.ratelimit import RateLimitedLog
 from ...pubsub import Topics
 from . import messages as m
 from .api import (CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI,
                   ERROR_LIMIT_REACHED, ERROR_NO_SUCH_REALM, ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION,
-                  ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION, ERROR_RUNTIME,
-                  RateLimitedLog)
+                  ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION, ERROR_RUNTIME)
 from .auth import Admission, Authenticator, Authorizer
 from .broker import Broker, new_id
 from .dealer import DEFAULT_MAX_OUTSTANDING_CALLS, Dealer
@@ -343,7 +343,7 @@ class WampRouter(ApplicationApi, ComponentInterface):
 
     def violation(self, session: RouterSession, reason: str) -> None:
         """End ``session`` for a protocol violation: ABORT, then a WebSocket close 1002, both with ``reason``."""
-        self.violation_log.info("%r: protocol violation: %s", session, reason)
+        self.violation_log.info("violation", "%r: protocol violation: %s", session, reason)
         session.send([m.ABORT, {"message": reason}, ERROR_PROTOCOL_VIOLATION])
         self._leave(session)
         session.protocol.closed()

@@ -51,11 +51,10 @@ log = logging.getLogger("wamp2_app")
 def build_router(realms: Any = ("realm1",), topics: Optional[Topics] = None,
                  ticket: Optional[str] = None) -> WampRouter:
     """The router with the application's procedures and its chat topic handler."""
-    authenticator = None
-    if ticket is not None:
-        def authenticator(realm: str, authid: str, given: str) -> Any:
-            return "user" if hmac.compare_digest(given.encode(), ticket.encode()) else None
-    router = WampRouter(list(realms), topics, authenticator=authenticator)
+    def check_ticket(realm: str, authid: str, given: str) -> Any:
+        return "user" if hmac.compare_digest(given.encode(), str(ticket).encode()) else None
+
+    router = WampRouter(list(realms), topics, authenticator=check_ticket if ticket is not None else None)
     counts: Dict[str, int] = {"chat": 0}
 
     def divide(a: float, b: float) -> float:

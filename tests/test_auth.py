@@ -14,7 +14,7 @@ from test_hixie import KEY3, SPEC_REQUEST, read_exactly, read_head
 from wsclient import WsClient, http_exchange, upgrade_request
 
 import ratchet_sel
-from ratchet_sel import (App, BasicAuth, HttpServer, MessageComponent, Refusal, Router, TokenAuth, WsServer,
+from ratchet_sel import (App, BasicAuth, HttpServer, MessageComponent, Router, TokenAuth, WsServer,
                          user_topic)
 from ratchet_sel.http import Headers, Request
 from ratchet_sel.server.auth import bearer_token, password_table, token_table

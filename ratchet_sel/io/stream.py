@@ -551,7 +551,7 @@ class _StreamWriter(_StreamCore):
         return not Stream.write_each((self,), data)
 
     @staticmethod
-    def write_each(streams: Iterable["Stream"], data: Any) -> List["Stream"]:
+    def write_each(streams: Iterable["_StreamWriter"], data: Any) -> List["_StreamWriter"]:
         """:meth:`try_write` of the same ``data`` on each stream; returns the streams that did not take it.
 
         A broadcast writes one frame to thousands of streams: one call for

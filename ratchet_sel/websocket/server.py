@@ -154,10 +154,13 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
                 log.info("%r: client not reading; dropping messages past %d buffered bytes",
                          ws, self.write_limit)
             return
+        if not ws.is_open:
+            # Already closing (this policy or another reason): messages and pings that
+            # still come for it meet the limit again; one line per client is enough.
+            return
         log.warning("%r: client not reading; %d bytes buffered; closing with 1008",
                     ws, ws.buffered_amount)
-        if ws.is_open:
-            STATS.slow_clients_closed += 1
+        STATS.slow_clients_closed += 1
         ws.close(CloseCode.POLICY_VIOLATION, "client too slow: write buffer limit exceeded")
 
     def _drained(self, ws: WsConnection) -> None:

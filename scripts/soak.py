@@ -1447,6 +1447,69 @@ def client_report(soak: Soak) -> Dict[str, Any]:
             "load_average": summary_stats([s["load"][0] for s in soak.samples])}
 
 
+def markdown(path: str) -> str:
+    """The goals, the faults and the figures of a ``soak.json`` as Markdown (for docs/endurance.md)."""
+    with open(path) as f:
+        data = json.load(f)
+    summary, events, samples = data["summary"], data["events"], data["samples"]
+    goals = summary["goals"]
+    lines = ["| goal | measured | verdict |", "| --- | --- | --- |"]
+    rss = goals["rss_drift"]["per_process"]
+    judged = {k: v for k, v in rss.items() if v.get("judged")}
+    lines.append("| RSS drift ≤ 5 %% (window to the end) | worst %s %%; %s | %s |" % (
+        goals["rss_drift"]["worst_pct"], "; ".join("%s %.1f→%.1f MiB (%+.1f %%)" % (k, v["rss_start_mib"], v["rss_end_mib"],
+                                                                                  v["drift_pct"]) for k, v in judged.items()),
+        verdict(goals["rss_drift"]["ok"])))
+    bursts = goals["fds_back_after_bursts"]["bursts"]
+    lines.append("| fds back after each burst | %s | %s |" % ("; ".join(
+        "%s at %.0f s: back after %s s" % (b["kind"].replace("burst past ", "past "), b["t"], b["back_after_s"]) for b in bursts),
+        verdict(goals["fds_back_after_bursts"]["ok"])))
+    m = goals["no_loss_outside_windows"]
+    lines.append("| no loss, repeat or chat reordering outside the windows | %d messages sent, %d deliveries; lost %d, "
+                 "repeated %d, chat reordered %d; in windows: %s; in flight at a kill: %s; broadcasts reordered %d; "
+                 "missed by a client that left first %d; sent before the client joined %d; %d stable clients judged "
+                 "in full | %s |" % (m["messages_sent"], m["delivered"], m["lost"], m["duplicated"], m["reordered_chat"],
+                                     m["lost_in_windows"] or "none", sum(m["in_flight_at_kill"].values()),
+                                     m["reordered"] - m["reordered_chat"], m["missed_by_a_client_that_closed_first"],
+                                     m["sent_before_the_client_joined"], m["stable_lives"], verdict(goals["no_loss_outside_windows"]["ok"])))
+    v = goals["vanished_closed_within_2x_keepalive"]
+    lines.append("| vanished clients closed within 2× keepalive (+2 s) | %d vanished; close frame after %s s "
+                 "(median, p99, max: %s, %s, %s); TCP closed after median %s s, max %s s; codes %s | %s |" % (
+                     v["vanished"], v["limit_s"], (v["close_frame_delay_s"] or {}).get("median"),
+                     (v["close_frame_delay_s"] or {}).get("p99"), (v["close_frame_delay_s"] or {}).get("max"),
+                     (v["tcp_closed_delay_s"] or {}).get("median"), (v["tcp_closed_delay_s"] or {}).get("max"),
+                     v["close_codes"], verdict(v["ok"])))
+    lines.append("| slow consumers closed at the write limit | %s | %s |" % ("; ".join(
+        "%d of %d in %.0f s" % (r.get("dropped_by_server", 0), r["count"], r.get("seconds", 0)) for r in goals["slow_consumers_closed"]["rounds"]),
+        verdict(goals["slow_consumers_closed"]["ok"])))
+    c = goals["no_crash"]
+    lines.append("| no crash | exit statuses %s; %s; workers killed and replaced: %s | %s |" % (
+        c["exit_statuses"], "; ".join(c["problems"]) or "no problem", ", ".join(
+            "%s s after the kill" % k["respawned_after_s"] for k in c["kills"]), verdict(c["ok"])))
+    logs = goals["log_volume"]
+    lines.append("| log lines per hour (no goal) | %s | reported |" % "; ".join(
+        "server %s: %d (%s)" % (k, logs[k]["lines_per_hour"], logs[k]["levels"]) for k in "AB"))
+    lines += ["", "Faults and what they did:", "", "| min | fault | effect |", "| ---: | --- | --- |"]
+    for ev in events:
+        if ev["kind"] in ("started", "warm", "sending stopped", "redis SIGCONT"):
+            continue
+        effect = {k: ev[k] for k in ev if k not in ("kind", "t", "ports", "owners", "fds_before", "during", "fds_after")}
+        if "fds_before" in ev:
+            effect["fds (before, during, after)"] = [sum(ev["fds_before"].values()), sum((ev.get("during") or {}).values()),
+                                                     sum((ev.get("fds_after") or {}).values())]
+        lines.append("| %.1f | %s | %s |" % (ev["t"] / 60.0, ev["kind"], json.dumps(effect)))
+    client = summary["client"]
+    loads = [x["load"][0] for x in samples]
+    lines += ["", "Client: CPU (cores) %s; longest loop iteration per sample (ms) %s; machine load average (1 min) "
+              "median %.1f, max %.1f on %s cores." % (client["cpu_cores"], client["loop_gap_max_ms"],
+                                                     statistics.median(loads), max(loads), summary["cpu_count"])]
+    return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
 def parse_args(argv: Optional[List[str]] = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1488,6 +1551,13 @@ def parse_args(argv: Optional[List[str]] = None) -> Any:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--markdown"]:
+        if len(argv) != 2:
+            print("usage: soak.py --markdown SOAK_JSON", file=sys.stderr)
+            return 2
+        print(markdown(argv[1]))
+        return 0
     args = parse_args(argv)
     soak = Soak(args)
     log("soak: %d connections for %g s; output in %s" % (args.connections, args.duration, args.out))

@@ -190,6 +190,7 @@ class Clients:
         self.source_server: Dict[str, int] = {}
         self.source_conn: Dict[str, int] = {}
         self.source_ended: Dict[str, str] = {}
+        self.source_port: Dict[str, int] = {}
         self.latencies: List[float] = []
         self.delivered = 0
         self.connects_ok = 0
@@ -265,6 +266,7 @@ class Clients:
             self.ended.append(conn)    # only what the judge needs: a long run ends ~10^6 lives
         if conn.source:
             self.source_ended[conn.source] = how
+            self.source_port[conn.source] = conn.port    # kept: the life itself may be forgotten
 
     def close_clean(self, conn: Conn) -> None:
         if conn.state != "open":
@@ -1113,7 +1115,7 @@ class Soak:
         source_port = {}
         cid_port = {c.cid: c.port for c in lives}
         for source, cid in clients.source_conn.items():
-            source_port[source] = cid_port.get(cid, 0)
+            source_port[source] = cid_port.get(cid) or clients.source_port.get(source, 0)
         max_seen = dict(clients.max_seen)
         for conn in lives:
             for source, last in conn.last.items():

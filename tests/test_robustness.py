@@ -979,6 +979,42 @@ def test_ping_flood_from_a_client_that_never_reads_respects_the_write_limit():
             client.shutdown()
 
 
+def test_a_slow_client_past_the_write_limit_is_logged_once(caplog):
+    """Regression (found by scripts/soak.py): one warning per slow client, not one per message.
+
+    Past ``write_limit`` the "close" policy starts the closing handshake; until the
+    peer answers (or ``close_timeout``), every further message or ping for that
+    client reached the policy again and logged the same WARNING again: 8 slow
+    consumers flooding pings wrote 45,356 identical lines in 3 minutes.  The test
+    keeps pinging a client that never reads after the policy fired and counts the lines.
+    """
+    limit = 64 * 1024
+    app = App()
+    caplog.set_level(logging.INFO, logger="ratchet_sel")
+    with ServerThread(WsServer(app, write_limit=limit, close_timeout=30)) as st:
+        client = open_ws(st.port, rcvbuf=64 * 1024)
+        try:
+            ws = conn_of(app, client)
+            st.call(small_send_buffer, ws)
+            batch = encode_frame(OP_PING, b"p" * 125, mask=b"abcd") * 1000
+            pings_after_close = 0
+            try:
+                for _ in range(400):                                # up to ~52 MB of pings
+                    client.sock.sendall(batch)
+                    if not st.call(lambda: ws.is_open):
+                        pings_after_close += len(batch) // 131
+                        if pings_after_close >= 20000:
+                            break
+            except OSError:
+                pass
+            assert pings_after_close >= 20000, "the policy never fired, or the server stopped reading"
+            st.call(lambda: None)       # the loop has handled what it read
+            warnings = [r for r in caplog.records if "client not reading" in r.getMessage()]
+            assert len(warnings) == 1, "%d warnings for one slow client" % len(warnings)
+        finally:
+            client.shutdown()
+
+
 @pytest.mark.parametrize("key1", ["1" * 2500 + " " + "1" * 2500, "0" * 4990 + " 1 2"], ids=["huge", "zeros"])
 def test_hixie76_key_with_thousands_of_digits_gets_400(key1):
     """Regression: a draft-76 key with thousands of digits gets 400, not an aborted connection.

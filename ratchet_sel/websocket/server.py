@@ -188,10 +188,11 @@ class WsServer(HttpServerInterface, ConnectionPolicy):
                 self._quiet_log.info("slow-drop", "%r: client not reading; dropping messages past %d buffered bytes",
                                      ws, self.write_limit)
             return
+        if not ws.is_open:  # already closing: what still comes for it meets the limit again
+            return
         self._quiet_log.warning("slow-close", "%r: client not reading; %d bytes buffered; closing with 1008",
                                 ws, ws.buffered_amount)
-        if ws.is_open:
-            STATS.slow_clients_closed += 1
+        STATS.slow_clients_closed += 1
         ws.close(CloseCode.POLICY_VIOLATION, "client too slow: write buffer limit exceeded")
 
     def _drained(self, ws: WsConnection) -> None:

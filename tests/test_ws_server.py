@@ -422,3 +422,27 @@ def test_shutdown_answers_a_half_sent_handshake_with_503(app):
                     break
                 data += chunk
     assert data.startswith(b"HTTP/1.1 503 ") and b"shutting down" in data
+
+
+def test_peers_that_never_answer_the_close_are_one_log_line(app, caplog, monkeypatch):
+    """A shutdown (or a broadcast close) meets thousands of peers that never send their close
+    frame; their close timeouts fire together and must not write one line each (the soak's
+    stopping worker wrote 2,500 lines and missed the master's deadline)."""
+    from ratchet_sel.ops.ratelimit import RateLimitedLog
+    from ratchet_sel.websocket import connection
+
+    # A fresh limiter: another test's close timeout within the last 10 s must not hide the first line.
+    monkeypatch.setattr(connection, "_close_timeout_log", RateLimitedLog(connection.log))
+    with ServerThread(WsServer(app, close_timeout=0.2)) as st, \
+            caplog.at_level("INFO", logger="ratchet_sel.websocket.connection"):
+        clients = [WsClient(st.port) for _ in range(5)]
+        app.wait_for(lambda ev: sum(e[0] == "open" for e in ev) == 5)
+        for conn in list(app.conns):
+            st.call(conn.close, 1001, "going away")
+        for client in clients:              # read the server's close, never answer it
+            assert client.expect_close().code == 1001
+        app.wait_for(lambda ev: sum(e[0] == "close" for e in ev) == 5)
+        for client in clients:
+            client.sock.close()
+    timeouts = [r for r in caplog.records if "no close frame from the peer" in r.getMessage()]
+    assert len(timeouts) == 1, [r.getMessage() for r in timeouts]

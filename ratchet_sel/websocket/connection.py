@@ -10,6 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, Iterable, List, Optional, Union
 
+from ..ops.ratelimit import RateLimitedLog
 from ..ops.stats import STATS
 from . import hixie
 from .protocol import CLOSED, OPEN
@@ -18,6 +19,10 @@ from .rfc6455 import OP_BINARY, OP_TEXT, CloseCode, Message, Ping, SMALL_FRAME_H
 __all__ = ["WsConnection", "HixieConnection", "ConnectionPolicy", "broadcast", "PLAIN_FRAMES"]
 
 log = logging.getLogger(__name__)
+
+# A shutdown closes every connection at once, and peers that are gone answer none:
+# their close timeouts fire together.  One line per 10 s, with the count.
+_close_timeout_log = RateLimitedLog(log)
 
 # Above this size a frame's header and payload are written side by side
 # (one sendmsg) rather than copied into one buffer.
@@ -243,8 +248,8 @@ class WsConnection:
                                                                self._on_close_timeout)
 
     def _on_close_timeout(self) -> None:
-        log.info("%r: no close frame from the peer within %g s; dropping", self,
-                 self.protocol.expect_close_within)
+        _close_timeout_log.info("close-timeout", "%r: no close frame from the peer within %g s; dropping", self,
+                                self.protocol.expect_close_within)
         self._close_timer = None
         self.transport.abort()
 

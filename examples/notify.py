@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ratchet_sel import (IoServer, MessageComponent, TokenAuth, WsServer, exit_on_startup_error,  # noqa: E402
                          run_workers, user_topic)
+from ratchet_sel.__main__ import port_number, worker_count  # noqa: E402  (the command line's own checks)
 from ratchet_sel.http import Request, Response  # noqa: E402
 from ratchet_sel.pubsub import PublishEndpoint, RedisPubSub, Topics  # noqa: E402
 from ratchet_sel.pubsub.redis import parse_redis_url  # noqa: E402
@@ -133,28 +134,6 @@ def serve_workers(args: argparse.Namespace, tokens: Dict[str, str]) -> int:
         return build_server(topics, tokens, args.publish_token)
 
     return run_workers(build, args.host, args.port, workers=args.workers)
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a port number: %r" % text) from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError("a port is from 0 to 65535, not %d" % port)
-    return port
-
-
-def worker_count(text: str) -> int:
-    """An argparse type: 1 to 64 processes."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
-    if not 1 <= count <= 64:
-        raise argparse.ArgumentTypeError("must be from 1 to 64, not %d" % count)
-    return count
 
 
 def build_parser() -> argparse.ArgumentParser:

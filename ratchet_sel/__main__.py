@@ -53,14 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "topics, on any path", 1024 * 1024)):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
-        command.add_argument("--port", type=_port, default=8000,
+        command.add_argument("--port", type=port_number, default=8000,
                              help="port to listen on; 0 picks a free one (default: %(default)s)")
         command.add_argument("--max-message-size", type=int, default=default_size, metavar="BYTES",
                              help="largest message a client may send; larger closes with 1009 "
                                   "(default: %(default)s)")
         command.add_argument("--certfile", help="PEM certificate (chain): serve wss:// with TLS")
         command.add_argument("--keyfile", help="PEM private key for --certfile (if not in it)")
-        command.add_argument("--tls-port", type=_port, metavar="PORT",
+        command.add_argument("--tls-port", type=port_number, metavar="PORT",
                              help="with --certfile: serve TLS on this port and plain on --port; "
                                   "without it, --port itself is TLS")
         command.add_argument("--no-compression", action="store_true",
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--publish-token", metavar="TOKEN",
                                  help="accept POST /publish with 'Authorization: Bearer TOKEN'; "
                                       "its text body goes to every member")
-        command.add_argument("--workers", type=_worker_count, default=1, metavar="N",
+        command.add_argument("--workers", type=worker_count, default=1, metavar="N",
                              help="worker processes accepting on the same port, 1 to %d; the chat room "
                                   "spans them (default: %%(default)s: one process, no SO_REUSEPORT)"
                                   % MAX_WORKERS)
@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _worker_count(text: str) -> int:
+def worker_count(text: str) -> int:
+    """An argparse type: a number of worker processes, 1 to MAX_WORKERS (usage error otherwise)."""
     try:
         count = int(text)
     except ValueError:
@@ -111,7 +112,8 @@ def _worker_count(text: str) -> int:
     return count
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535 (usage error otherwise)."""
     try:
         port = int(text)
     except ValueError:

@@ -603,6 +603,10 @@ class Soak:
         self.args = args
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
+        # The servers' logs are judged (workers replaced, reconnects counted), so a run must
+        # not read an earlier run's lines left in the same folder: start them empty.
+        for name in ("A", "B"):
+            open(os.path.join(self.out, "server-%s.log" % name), "wb").close()
         self.workdir = tempfile.mkdtemp(prefix="soak-redis-")
         self.t0 = now()
         self.end_at = self.t0 + args.duration

@@ -7,7 +7,7 @@ import sys
 from typing import Any, List, Optional, Tuple
 
 from . import __version__
-from .ops import accelerator, bundle
+from .ops import accelerator, bundle, memory
 from .server.addresses import parse_network
 from .client.cli import add_client_command, run_client
 from .demo import Chat, Echo, RoomPath, chat_http_handler
@@ -491,6 +491,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
         return run_client(args)
     configure_server_logging(args)
+    memory.fix_mmap_threshold()   # before the workers fork: they inherit it (ratchet_sel/ops/memory.py)
     if args.command == "echo":
         log.info("masking: %s", accelerator.status)
     try:

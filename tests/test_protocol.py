@@ -215,3 +215,24 @@ def test_the_server_driver_loop_gives_the_same_answers():
     assert [proto.receive_event(event) for event in events] == [None, Pong(b"q"), None]
     assert proto.close_code == 1005
     assert FrameParser(require_mask=False).feed(proto.data_to_send()) == [Pong(b"p"), Close(None)]
+
+
+def test_a_flood_of_failing_peers_is_logged_once_with_a_count(caplog, monkeypatch):
+    """Thousands of broken clients (a scanner, a bad deploy of a client) must not write one line
+    each: the first failure of a kind (its close code) is logged, the rest are counted."""
+    from ratchet_sel.websocket import protocol as protocol_module
+    from ratchet_sel.ops.ratelimit import RateLimitedLog
+    clock = [100.0]
+    monkeypatch.setattr(protocol_module, "_fail_log", RateLimitedLog(protocol_module.log, clock=lambda: clock[0]))
+    caplog.set_level("INFO", logger="ratchet_sel.websocket.protocol")
+    for _ in range(500):
+        proto = server()
+        proto.receive_data(from_client(OP_PING, b"x" * 126))
+        assert proto.failed and proto.close_code == 1002
+    lines = [r.getMessage() for r in caplog.records if "failing the connection" in r.getMessage()]
+    assert len(lines) == 1
+    clock[0] += 11.0                      # the next window: its first occurrence carries the count
+    proto = server()
+    proto.receive_data(from_client(OP_PING, b"x" * 126))
+    lines = [r.getMessage() for r in caplog.records if "failing the connection" in r.getMessage()]
+    assert len(lines) == 2 and "500 times" in lines[1], lines

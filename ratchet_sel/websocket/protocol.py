@@ -24,12 +24,16 @@ import logging
 import secrets
 from typing import Any, Callable, List, Optional, Union
 
+from ..ops.ratelimit import RateLimitedLog
 from .rfc6455 import (OP_CLOSE, OP_PING, OP_PONG, Close, CloseCode, Failure, FrameParser, Message, Ping, Pong,
                       encode_close_payload, encode_frame, encode_message, is_sendable_close_code)
 
 __all__ = ["State", "Protocol", "ServerProtocol", "ClientProtocol", "new_mask"]
 
 log = logging.getLogger(__name__)
+# A flood of broken peers (a scanner, a bad client release) fails thousands of connections:
+# one line per close code per 10 s, with the count, rather than one line each.
+_fail_log = RateLimitedLog(log)
 
 
 class State(enum.Enum):
@@ -191,7 +195,7 @@ class Protocol:
         """Fail the connection (RFC 6455 7.1.7): our close frame if none was sent, then close TCP."""
         if self.state is CLOSED:
             return
-        log.info("%r: failing the connection with %d: %s", self, code, reason)
+        _fail_log.info(code, "%r: failing the connection with %d: %s", self, code, reason)
         if not self.close_sent:
             self._send_close(code, reason)
         self.close_code = code

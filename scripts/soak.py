@@ -1551,8 +1551,8 @@ def markdown(path: str) -> str:
                                      m["reordered"] - m["reordered_chat"], m["missed_by_a_client_that_closed_first"],
                                      m["sent_before_the_client_joined"], m["stable_lives"], verdict(goals["no_loss_outside_windows"]["ok"])))
     v = goals["vanished_closed_within_2x_keepalive"]
-    lines.append("| vanished clients closed within 2× keepalive (+2 s) | %d vanished; close frame after %s s "
-                 "(median, p99, max: %s, %s, %s); TCP closed after median %s s, max %s s; codes %s | %s |" % (
+    lines.append("| vanished clients closed within 2× keepalive (+2 s) | %d vanished; limit %s s; close frame after "
+                 "(median, p99, max) %s, %s, %s s; TCP closed after median %s s, max %s s; codes %s | %s |" % (
                      v["vanished"], v["limit_s"], (v["close_frame_delay_s"] or {}).get("median"),
                      (v["close_frame_delay_s"] or {}).get("p99"), (v["close_frame_delay_s"] or {}).get("max"),
                      (v["tcp_closed_delay_s"] or {}).get("median"), (v["tcp_closed_delay_s"] or {}).get("max"),

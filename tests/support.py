@@ -16,8 +16,12 @@ Tests synchronise on recorded events (a condition variable) or on
 ``ServerThread.call`` round trips, never on sleeps.
 """
 
+import os
+import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -366,3 +370,29 @@ def ensure_fd_limit(needed: int) -> Tuple[int, int]:
             pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, needed))
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return soft, hard
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_cli(*args: str) -> Tuple[subprocess.Popen, int]:
+    """``python -m ratchet_sel ARGS --host 127.0.0.1 --port 0``; returns (process, port)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", *args, "--host", "127.0.0.1", "--port", "0"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        match = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
+        if match:
+            # Keep draining stderr so that the server never blocks on a full pipe.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, int(match.group(1))
+    proc.kill()
+    proc.wait()
+    raise AssertionError("the server did not log its URL")
+
+
+def stop_cli(proc: subprocess.Popen) -> None:
+    """Kill a :func:`start_cli` server (if still running) and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)

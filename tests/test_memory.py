@@ -9,22 +9,20 @@ soak worker).  These tests run a real ``chat`` server process and read its RSS.
 """
 
 import os
-import re
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from support import connect
+from support import ROOT, connect, start_cli, stop_cli
 from wsclient import read_response, upgrade_request
 
 from ratchet_sel.websocket.rfc6455 import OP_PING, encode_frame
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TCP_ESTABLISHED = 1
+
 
 def on_glibc_linux():
     try:
@@ -34,20 +32,6 @@ def on_glibc_linux():
 
 
 pytestmark = pytest.mark.skipif(not on_glibc_linux(), reason="reads /proc and is about glibc's allocator")
-
-
-def start_chat(*args, env=None):
-    """``python -m ratchet_sel chat`` on a free port; returns (process, port)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", "chat", "--host", "127.0.0.1", "--port", "0", *args],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
-    for line in proc.stderr:
-        match = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
-        if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, int(match.group(1))
-    proc.kill()
-    proc.wait()
-    raise AssertionError("the server did not log its URL")
 
 
 def rss_mib(pid):
@@ -82,7 +66,7 @@ def slow_consumer(port, deadline):
 
 @pytest.mark.timeout(90)
 def test_slow_consumers_do_not_leave_their_write_buffer_in_rss():
-    proc, port = start_chat()
+    proc, port = start_cli("chat")
     try:
         idle = [connect(port) for _ in range(20)]
         for sock in idle:
@@ -101,8 +85,7 @@ def test_slow_consumers_do_not_leave_their_write_buffer_in_rss():
         for sock in idle:
             sock.close()
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        stop_cli(proc)
 
 
 def test_fix_mmap_threshold_sets_glibc_threshold_in_a_fresh_process():

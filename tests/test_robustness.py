@@ -15,19 +15,17 @@ holds the library to.
 
 import logging
 import os
-import re
 import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 import zlib
 
 import pytest
-from support import ServerThread, connect, ensure_fd_limit, read_all_or_reset, reset
+from support import ServerThread, connect, ensure_fd_limit, read_all_or_reset, reset, start_cli, stop_cli
 from wsclient import WsClient, http_exchange, read_response, upgrade_request
 
 from ratchet_sel import MessageComponent, WsServer
@@ -44,7 +42,6 @@ except ImportError:  # pragma: no cover - not on POSIX
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAIT = 10.0
 
 
@@ -201,27 +198,6 @@ def conn_of(app, client, timeout=WAIT):
 def small_send_buffer(ws):
     """Make the kernel take less from the server side, so the transport buffers early."""
     ws.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
-
-
-def start_cli(*args):
-    """``python -m ratchet_sel ARGS --host 127.0.0.1 --port 0``; returns (process, port)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ratchet_sel", *args, "--host", "127.0.0.1", "--port", "0"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        match = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
-        if match:
-            # Keep draining stderr so that the server never blocks on a full pipe.
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, int(match.group(1))
-    proc.kill()
-    proc.wait()
-    raise AssertionError("the server did not log its URL")
-
-
-def stop_cli(proc):
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
 
 
 # -- maximum connections ------------------------------------------------------------------------

@@ -1246,7 +1246,7 @@ class Soak:
         vanished = [c for c in self.clients.ended + list(self.clients.conns.values()) if c.vanished_at]
         frame_delays = [c.close_frame_at - c.vanished_at for c in vanished if c.close_frame_at]
         tcp_delays = [c.tcp_closed_at - c.vanished_at for c in vanished if c.tcp_closed_at]
-        limit = 2 * self.args.keepalive + 2.0     # +2: we look once a second, and our loop may be late
+        limit = 2 * self.args.keepalive + 2.0     # +2: measuring slack (the watcher looks every 0.2 s)
         late = [round(c.close_frame_at - c.vanished_at, 1) for c in vanished
                 if c.close_frame_at and c.close_frame_at - c.vanished_at > limit]
         never = [c.cid for c in vanished if c.state == "done" and not c.close_frame_at and not c.tcp_closed_at]
